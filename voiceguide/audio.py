@@ -1,0 +1,74 @@
+"""The internal audio format (44.1 kHz, mono, 16-bit) and conversions at its edges.
+
+Audio inside voiceguide is a numpy int16 array at SAMPLE_RATE; time inside the planner is a
+count of samples. Files are decoded with miniaudio, so no ffmpeg is needed.
+"""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import miniaudio
+import numpy as np
+
+SAMPLE_RATE = 44_100
+FULL_SCALE = 32_767
+
+
+def samples(seconds: float) -> int:
+    """Seconds to a whole number of samples."""
+    return round(seconds * SAMPLE_RATE)
+
+
+def seconds(sample_count: int) -> float:
+    return sample_count / SAMPLE_RATE
+
+
+def decode_file(path: Path) -> np.ndarray:
+    """Any mp3/ogg/flac/wav file as int16 mono at SAMPLE_RATE; miniaudio.DecodeError if not audio."""
+    decoded = miniaudio.decode_file(
+        str(path), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=SAMPLE_RATE
+    )
+    return np.frombuffer(decoded.samples, dtype=np.int16).copy()
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """A WAV file already in the internal format (cache entries), read without resampling."""
+    with wave.open(str(path), "rb") as wav:
+        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
+            raise ValueError(f"{path} is not {SAMPLE_RATE} Hz mono 16-bit")
+        return np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).copy()
+
+
+def write_wav(path: Path, audio: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(SAMPLE_RATE)
+        wav.writeframes(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
+
+
+def _ramp(length: int) -> np.ndarray:
+    """A raised-cosine rise from 0 to 1 over `length` samples."""
+    return 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, length, dtype=np.float32))
+
+
+def fade_edges(audio: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
+    """A copy with short fades at both ends, so a clip never starts or ends with a click."""
+    out = audio.astype(np.float32)
+    fade_in, fade_out = min(fade_in, len(out)), min(fade_out, len(out))
+    out[:fade_in] *= _ramp(fade_in)
+    if fade_out:
+        out[-fade_out:] *= _ramp(fade_out)[::-1]
+    return np.round(out).astype(np.int16)
+
+
+def trim_silence(audio: np.ndarray, threshold: int = 200, margin: int = samples(0.03)) -> np.ndarray:
+    """Drop leading and trailing near-silence (engines pad differently), keeping a short margin."""
+    loud = np.flatnonzero(np.abs(audio.astype(np.int32)) > threshold)
+    if loud.size == 0:
+        return audio[:0]
+    start = max(0, loud[0] - margin)
+    end = min(len(audio), loud[-1] + 1 + margin)
+    return audio[start:end]

@@ -1,0 +1,23 @@
+"""The one error family a user can cause; the CLI prints these on one line and exits 2."""
+
+from __future__ import annotations
+
+
+class VoiceguideError(Exception):
+    """A problem the user can fix: bad routine, missing file, no voice, impossible length."""
+
+
+class RoutineError(VoiceguideError):
+    """One or more problems in a routine file, each already prefixed with file:line:column."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class SynthesisError(VoiceguideError):
+    """A text-to-speech engine failed to produce a usable clip."""
+
+
+class OutputError(VoiceguideError):
+    """The output could not be written (unwritable folder, full disk)."""

@@ -1,0 +1,156 @@
+"""Export: PCM blocks become a constant-bit-rate MP3 with ID3 tags and one chapter per step.
+
+The MP3 starts with a LAME "Info" frame that records the encoder delay and end padding, so
+decoders that honour it (dr_mp3/miniaudio, ffmpeg, iTunes, most players) play exactly the
+planned samples, and chapter times match the timeline to the sample.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+import lameenc
+import numpy as np
+from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TLAN, TPE1, CTOCFlags
+
+from voiceguide import audio
+from voiceguide.timeline import Chapter
+
+BITRATE_KBPS = 96
+ENCODER_DELAY = 576  # samples LAME adds at the start (decoders add their own 529 and trim both)
+SAMPLES_PER_FRAME = 1152
+FRAME_BYTES = 144 * BITRATE_KBPS * 1000 // audio.SAMPLE_RATE  # 313; frames with the padding bit have 314
+SIDE_INFO_BYTES = 17  # MPEG-1 Layer III, mono
+INFO_FLAGS = 0x3  # the Info tag carries the frame count and the byte count
+
+
+@dataclass(frozen=True)
+class Tags:
+    title: str
+    artist: str = "voiceguide"
+    album: str | None = None
+    comment: str | None = None
+    language: str | None = None
+
+
+class _FrameCounter:
+    """Counts MPEG frames in the encoder's output as it streams past, by walking frame headers."""
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self._to_skip = 0  # bytes of the current frame not yet seen
+        self._partial = b""  # an incomplete header at the end of the last chunk
+
+    def feed(self, data: bytes) -> None:
+        data = self._partial + data
+        self._partial = b""
+        position = self._to_skip
+        while position + 4 <= len(data):
+            if data[position] != 0xFF:
+                raise ValueError(f"lost MPEG frame sync at frame {self.frames}")
+            padding = (data[position + 2] >> 1) & 1
+            position += FRAME_BYTES + padding
+            self.frames += 1
+        if position < len(data):
+            self._partial = data[position:]
+            self._to_skip = 0
+        else:
+            self._to_skip = position - len(data)
+
+
+def _crc16(data: bytes) -> int:
+    """CRC-16 (polynomial 0x8005, reflected), as the LAME tag requires."""
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def _info_frame(header: bytes, frames: int, audio_bytes: int, padding: int) -> bytes:
+    """A silent first frame holding the Xing 'Info' tag and the LAME extension with delay/padding."""
+    frame = bytearray(FRAME_BYTES)
+    frame[0:4] = header[:2] + bytes([header[2] & ~0x02]) + header[3:4]  # same format, no padding bit
+    offset = 4 + SIDE_INFO_BYTES
+    frame[offset : offset + 16] = b"Info" + struct.pack(">III", INFO_FLAGS, frames, audio_bytes + FRAME_BYTES)
+    lame = offset + 16
+    frame[lame : lame + 9] = b"LAME3.100"
+    frame[lame + 9] = 0x01  # tag revision 0, CBR
+    frame[lame + 21 : lame + 24] = bytes(
+        [ENCODER_DELAY >> 4, ((ENCODER_DELAY & 0xF) << 4) | (padding >> 8), padding & 0xFF]
+    )
+    frame[lame + 34 : lame + 36] = struct.pack(">H", _crc16(bytes(frame[: lame + 34])))
+    return bytes(frame)
+
+
+def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
+    """Stream int16 blocks to the end of `file` as a gapless CBR MP3; returns the number of samples."""
+    encoder = lameenc.Encoder()
+    encoder.set_bit_rate(BITRATE_KBPS)
+    encoder.set_in_sample_rate(audio.SAMPLE_RATE)
+    encoder.set_channels(1)
+    encoder.set_quality(2)
+    counter = _FrameCounter()
+    info_position = file.seek(0, 2)
+    file.write(bytes(FRAME_BYTES))  # room for the Info frame, written once the counts are known
+    total_samples = 0
+    first_header = b""
+
+    def write(data: bytes) -> None:
+        nonlocal first_header
+        first_header = first_header or data[:4]
+        counter.feed(data)
+        file.write(data)
+
+    for block in blocks:
+        total_samples += len(block)
+        write(encoder.encode(block.tobytes()))
+    write(encoder.flush())
+    audio_bytes = file.tell() - info_position - FRAME_BYTES
+    padding = counter.frames * SAMPLES_PER_FRAME - total_samples - ENCODER_DELAY
+    file.seek(info_position)
+    file.write(_info_frame(first_header, counter.frames, audio_bytes, padding))
+    file.seek(0, 2)
+    return total_samples
+
+
+def write_tags(path: Path, tags: Tags, chapters: Iterable[Chapter]) -> None:
+    """ID3v2.3 title/artist/album/comment tags, and one CHAP frame per chapter under a CTOC."""
+    id3 = ID3()
+    id3.add(TIT2(encoding=3, text=[tags.title]))
+    id3.add(TPE1(encoding=3, text=[tags.artist]))
+    id3.add(TALB(encoding=3, text=[tags.album or tags.title]))
+    id3.add(TCON(encoding=3, text=["Speech"]))
+    if tags.comment:
+        id3.add(COMM(encoding=3, lang="eng", desc="", text=[tags.comment]))
+    if tags.language:
+        id3.add(TLAN(encoding=3, text=[tags.language]))
+    chapter_ids = []
+    for index, chapter in enumerate(chapters):
+        chapter_id = f"chp{index}"
+        chapter_ids.append(chapter_id)
+        id3.add(
+            CHAP(
+                element_id=chapter_id,
+                start_time=_milliseconds(chapter.start),
+                end_time=_milliseconds(chapter.end),
+                sub_frames=[TIT2(encoding=3, text=[chapter.title])],
+            )
+        )
+    id3.add(
+        CTOC(
+            element_id="toc",
+            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
+            child_element_ids=chapter_ids,
+            sub_frames=[TIT2(encoding=3, text=["Steps"])],
+        )
+    )
+    id3.save(str(path), v2_version=3)
+
+
+def _milliseconds(sample: int) -> int:
+    return round(sample * 1000 / audio.SAMPLE_RATE)

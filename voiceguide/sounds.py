@@ -1,0 +1,57 @@
+"""Sounds a routine can name: the built-in library in `sounds/`, or the user's own audio files."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+import miniaudio
+import numpy as np
+
+from voiceguide import audio
+from voiceguide.errors import VoiceguideError
+
+# The top-level sounds/ folder is installed as this package (see pyproject.toml), so the
+# library is found the same way from a checkout, an editable install or a wheel.
+BUILTIN_DIR = Path(str(resources.files("voiceguide._sounds")))
+AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac")
+
+
+def builtin_names() -> list[str]:
+    return sorted(path.stem for path in BUILTIN_DIR.glob("*.wav"))
+
+
+def builtin_path(name: str) -> Path:
+    return BUILTIN_DIR / f"{name}.wav"
+
+
+def resolve(spec: str, folder: Path) -> Path:
+    """The file behind a sound spec: a built-in name, or a path relative to `folder`.
+
+    Raises ValueError with a message fit for the user when there is no such sound or the file
+    is not audio.
+    """
+    if builtin_path(spec).is_file():
+        return builtin_path(spec)
+    path = (folder / spec).expanduser()
+    if not path.suffix and not path.exists():
+        raise ValueError(f"unknown sound {spec!r}; built-in sounds are {', '.join(builtin_names())}, or give a path to an audio file")
+    if not path.is_file():
+        raise ValueError(f"sound file {spec!r} does not exist (looked in {folder})")
+    try:
+        miniaudio.get_file_info(str(path))
+    except miniaudio.DecodeError:
+        raise ValueError(f"sound file {spec!r} is not a readable audio file ({', '.join(AUDIO_SUFFIXES)})") from None
+    return path
+
+
+@functools.lru_cache(maxsize=32)
+def load(path: Path) -> np.ndarray:
+    """A sound as int16 mono at the internal rate, decoded once per process."""
+    try:
+        samples = audio.decode_file(path)
+    except (miniaudio.DecodeError, OSError) as error:
+        raise VoiceguideError(f"{path}: cannot decode sound file: {error}") from None
+    samples.setflags(write=False)
+    return samples

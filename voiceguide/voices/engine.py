@@ -1,0 +1,67 @@
+"""The small interface every text-to-speech engine implements.
+
+Engines run inside a worker process (see worker.py), never in the build process itself: some
+(pyttsx3) can hang or crash, and a worker can be killed and restarted where a thread cannot.
+"""
+
+from __future__ import annotations
+
+import difflib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class VoiceInfo:
+    id: str
+    name: str
+    languages: tuple[str, ...]
+
+
+class Engine(ABC):
+    """One loaded voice of one engine."""
+
+    name: str
+
+    @classmethod
+    @abstractmethod
+    def version(cls) -> str:
+        """A version string that changes whenever the engine's output may change (part of clip keys).
+
+        Must be cheap: it is read in the build process, without loading the engine.
+        """
+
+    @abstractmethod
+    def __init__(self, voice: str | None, language: str):
+        """Load `voice` (an id or name), or the default voice for `language` when None."""
+
+    @abstractmethod
+    def synthesize(self, text: str, speed: float, path: Path) -> None:
+        """Write `text` spoken at `speed` (1.0 = the voice's normal pace) to a WAV file at `path`."""
+
+
+def pick_voice(voices: list[VoiceInfo], wanted: str | None, language: str) -> VoiceInfo:
+    """The voice named `wanted` (id or name, any case), else the best one for `language`.
+
+    Raises LookupError with a message listing close matches.
+    """
+    if wanted is not None:
+        for voice in voices:
+            if wanted.lower() in (voice.id.lower(), voice.name.lower()):
+                return voice
+        names = [voice.name for voice in voices]
+        close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else "run 'voiceguide voices' to list them"
+        raise LookupError(f"no voice named {wanted!r}; {hint}")
+    base = language.split("-")[0]
+    for matches in (
+        lambda voice: language in voice.languages,
+        lambda voice: voice.id.lower().rsplit("/", 1)[-1] in (language, base),
+        lambda voice: base in voice.languages,
+        lambda voice: any(lang.split("-")[0] == base for lang in voice.languages),
+    ):
+        for voice in voices:
+            if matches(voice):
+                return voice
+    raise LookupError(f"no voice for language {language!r}")

@@ -1,0 +1,171 @@
+"""Voices clips on a pool of worker processes, each with a timeout, one retry, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from voiceguide.errors import SynthesisError, VoiceguideError
+
+STARTUP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Job:
+    text: str
+    label: str  # what the clip is for, for messages: "steps[2] (Warm-up strokes)"
+
+
+@dataclass(frozen=True)
+class VoiceRequest:
+    engine: str
+    voice: str | None
+    language: str
+    speed: float
+
+
+class ClipRejected(Exception):
+    """Raised by a clip check: the engine's file is missing, empty or not audio."""
+
+
+class _WorkerFault(Exception):
+    """The worker hung, died or reported an error; the clip may be retried on a fresh worker."""
+
+
+def clip_timeout(text: str) -> float:
+    """Generous for any engine here (eSpeak ~100x, Piper ~12x real time), short enough to catch a hang."""
+    return 20.0 + 0.05 * len(text)
+
+
+class _Worker:
+    """One worker process and a thread reading its replies, so every wait can time out."""
+
+    def __init__(self, request: VoiceRequest):
+        self._stderr = tempfile.TemporaryFile(mode="w+")
+        command = [sys.executable, "-m", "voiceguide.voices.worker", request.engine, request.voice or "-", request.language]
+        self.command = " ".join(command)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
+        )
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read_replies, daemon=True).start()
+        hello = self._reply(STARTUP_SECONDS)
+        if "error" in hello:
+            self.close()
+            raise VoiceguideError(f"{request.engine} voice: {hello['error']}")
+        self.voice_id = hello["ready"]
+
+    def _read_replies(self) -> None:
+        for line in self.process.stdout:
+            self._replies.put(line)
+        self._replies.put(None)
+
+    def _reply(self, timeout: float) -> dict:
+        try:
+            line = self._replies.get(timeout=timeout)
+        except queue.Empty:
+            raise _WorkerFault(f"no answer within {timeout:.0f}s") from None
+        if line is None:
+            raise _WorkerFault(f"worker exited with status {self.process.wait()}: {self._stderr_tail()}")
+        return json.loads(line)
+
+    def _stderr_tail(self) -> str:
+        self._stderr.seek(0)
+        lines = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
+        return lines[-1] if lines else "no message"
+
+    def voice(self, text: str, speed: float, path: Path) -> None:
+        try:
+            self.process.stdin.write(json.dumps({"text": text, "speed": speed, "path": str(path)}) + "\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise _WorkerFault(f"worker exited with status {self.process.wait()}: {self._stderr_tail()}") from None
+        reply = self._reply(clip_timeout(text))
+        if "error" in reply:
+            raise _WorkerFault(reply["error"])
+
+    def close(self) -> None:
+        try:
+            self.process.stdin.close()
+            self.process.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
+        finally:
+            self._stderr.close()
+
+
+def synthesize(
+    jobs: list[Job],
+    request: VoiceRequest,
+    workers: int,
+    accept: Callable[[Job, Path], None],
+) -> None:
+    """Voice every job, passing each engine output to `accept` (which may raise ClipRejected).
+
+    A clip that fails (hang, crash, engine error, rejected output) is tried once more on a fresh
+    worker; a second failure stops the pool and raises SynthesisError naming the clip. `accept`
+    is called from the pool's threads.
+    """
+    pending: queue.Queue[Job] = queue.Queue()
+    for job in jobs:
+        pending.put(job)
+    failures: list[VoiceguideError] = []
+    stop = threading.Event()
+
+    def run_worker() -> None:
+        worker = None
+        with tempfile.TemporaryDirectory(prefix="voiceguide-") as scratch:
+            try:
+                while not stop.is_set():
+                    try:
+                        job = pending.get_nowait()
+                    except queue.Empty:
+                        return
+                    worker = _voice_with_retry(job, request, worker, Path(scratch), accept)
+            except VoiceguideError as error:
+                failures.append(error)
+                stop.set()
+            finally:
+                if worker is not None:
+                    worker.close()
+
+    threads = [threading.Thread(target=run_worker) for _ in range(max(1, min(workers, len(jobs))))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+
+
+def _voice_with_retry(job: Job, request: VoiceRequest, worker: _Worker | None, scratch: Path, accept) -> _Worker:
+    """Voice one job, restarting the worker once on a fault; returns the worker to reuse."""
+    reason = ""
+    for attempt in range(2):
+        path = scratch / f"clip-{attempt}.wav"
+        try:
+            worker = worker or _Worker(request)
+            worker.voice(job.text, request.speed, path)
+            accept(job, path)
+            return worker
+        except (_WorkerFault, ClipRejected) as fault:
+            reason = str(fault)
+            if worker is not None:
+                worker.close()
+            worker = None
+        finally:
+            path.unlink(missing_ok=True)
+    raise SynthesisError(f"could not voice {job.label} with {request.engine} after a retry: {reason}")
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
