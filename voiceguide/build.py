@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from voiceguide import audio, routine as routines, sounds
-from voiceguide.export import Tags, encode_mp3, write_tags
+from voiceguide.export import Tags, encode_mp3, timeline_json, write_tags
 from voiceguide.files import atomic_path
 from voiceguide.render import render
 from voiceguide.timeline import Event, Timeline, plan, spoken_lines
@@ -64,6 +64,8 @@ def build(
         write_tags(temporary, tags, timeline.chapters)
         with temporary.open("r+b") as file:
             encode_mp3(_reporting(render(timeline, _sources(clips)), timeline.length, progress), file)
+    with atomic_path(target.with_suffix(".json")) as temporary:
+        temporary.write_text(timeline_json(timeline, routine.name), encoding="utf-8")
     return BuildResult(target, timeline, clips.reused, clips.made, time.perf_counter() - started)
 
 

@@ -7,6 +7,7 @@ planned samples, and chapter times match the timeline to the sample.
 
 from __future__ import annotations
 
+import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TLAN, TPE1, CTOCFlags
 
 from voiceguide import audio
-from voiceguide.timeline import Chapter
+from voiceguide.timeline import Chapter, Timeline
 
 BITRATE_KBPS = 96
 ENCODER_DELAY = 576  # samples LAME adds at the start (decoders add their own 529 and trim both)
@@ -154,3 +155,32 @@ def write_tags(path: Path, tags: Tags, chapters: Iterable[Chapter]) -> None:
 
 def _milliseconds(sample: int) -> int:
     return round(sample * 1000 / audio.SAMPLE_RATE)
+
+
+def timeline_json(timeline: Timeline, routine_name: str) -> str:
+    """The plan as JSON (times in seconds), for players, tools and tests to read beside the MP3."""
+
+    def seconds(sample: int) -> float:
+        return round(audio.seconds(sample), 3)
+
+    document = {
+        "routine": routine_name,
+        "title": timeline.title,
+        "length": seconds(timeline.length),
+        "chapters": [
+            {"title": chapter.title, "start": seconds(chapter.start), "end": seconds(chapter.end)}
+            for chapter in timeline.chapters
+        ],
+        "events": [
+            {
+                "kind": event.kind,
+                "start": seconds(event.start),
+                "end": seconds(event.end),
+                "chapter": event.chapter,
+                **({"text": event.text} if event.text else {}),
+                **({"sound": event.sound.stem} if event.sound else {}),
+            }
+            for event in timeline.events
+        ],
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

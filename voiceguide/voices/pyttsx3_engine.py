@@ -10,6 +10,7 @@ import contextlib
 import ctypes
 import os
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -45,6 +46,12 @@ class Pyttsx3Engine(Engine):
         self._tts = pyttsx3.init()
         self.voice = pick_voice(self.voices(), voice, language)
         self._tts.setProperty("voice", self.voice.id)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Voice a throwaway word: the first clip of a process, if long, is silently not written."""
+        with tempfile.TemporaryDirectory() as folder:
+            self.synthesize("Ready.", 1.0, Path(folder) / "warm-up.wav")
 
     def voices(self) -> list[VoiceInfo]:
         return [

@@ -1,0 +1,85 @@
+"""Shared fixtures: running the real CLI, decoding what it wrote, and measuring levels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import miniaudio
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from voiceguide.cli import main
+
+SAMPLE_RATE = 44_100
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROUTINES = REPO / "routines"
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli():
+    """Run `voiceguide ARGS...` in-process and return its exit code, stdout and stderr."""
+
+    def run(*args: str | Path) -> CliResult:
+        result = CliRunner().invoke(main, [str(arg) for arg in args])
+        if result.exception and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def decode(path: Path) -> np.ndarray:
+    """An MP3 decoded to float samples in [-1, 1] at 44.1 kHz mono."""
+    decoded = miniaudio.decode_file(
+        str(path), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=SAMPLE_RATE
+    )
+    return np.frombuffer(decoded.samples, dtype=np.int16).astype(np.float32) / 32768
+
+
+def level_db(samples: np.ndarray) -> float:
+    """RMS level in dBFS (-120 for digital silence)."""
+    if samples.size == 0:
+        return -120.0
+    return float(20 * np.log10(max(np.sqrt(np.mean(samples.astype(np.float64) ** 2)), 1e-6)))
+
+
+def window_levels(samples: np.ndarray, window_seconds: float = 0.02) -> np.ndarray:
+    """RMS level in dBFS of consecutive windows."""
+    size = int(window_seconds * SAMPLE_RATE)
+    count = len(samples) // size
+    frames = samples[: count * size].reshape(count, size).astype(np.float64)
+    return 20 * np.log10(np.maximum(np.sqrt(np.mean(frames**2, axis=1)), 1e-6))
+
+
+def span(samples: np.ndarray, start: float, end: float) -> np.ndarray:
+    return samples[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
+
+
+def read_plan(mp3: Path) -> dict:
+    """The JSON timeline written beside an MP3."""
+    return json.loads(mp3.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def routine_file(tmp_path):
+    """Copy a fixture routine into a fresh folder (so tests may edit it) and return its path."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / "routines" / name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(FIXTURES / name, target)
+        return target
+
+    return copy

@@ -1,0 +1,144 @@
+"""Routine files: durations, defaults, and every kind of mistake reported with file:line:column."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from voiceguide import routine as routines
+from voiceguide import sounds
+from voiceguide.errors import RoutineError
+
+from conftest import ROUTINES
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("45", 45), ("45s", 45), ("1m30s", 90), ("2m", 120), ("1:30", 90), ("1:02:03", 3723), ("1h", 3600),
+     ("2.5s", 2.5), (" 1m 5s ", 65), ("0", 0)],
+)
+def test_durations(text, seconds):
+    assert routines.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["forever", "", "-5s", "1:3", "5x", "nan", "inf", "m", "1m-3s"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        routines.parse_duration(text)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [(400, "6m40s"), (45.5, "45.5s"), (3600, "1h"), (0, "0s")])
+def test_format_duration(seconds, text):
+    assert routines.format_duration(seconds) == text
+
+
+def load_text(tmp_path, text: str):
+    path = tmp_path / "r.yaml"
+    path.write_text(textwrap.dedent(text))
+    return routines.load(path)
+
+
+def test_defaults(tmp_path):
+    routine = load_text(tmp_path, """\
+        title: T
+        steps:
+          - name: A
+            say: Hello there.
+        """)
+    (step,) = routine.steps
+    assert step.say == ("Hello there.",)
+    assert step.hold == 0
+    assert step.transition == sounds.builtin_path("chime")
+    assert routine.language == "en" and routine.voice.speed == 1.0 and routine.intro == ()
+    assert step.location.line == 3
+
+
+def test_sound_file_relative_to_routine(tmp_path):
+    (tmp_path / "ding.wav").write_bytes(sounds.builtin_path("bell").read_bytes())
+    routine = load_text(tmp_path, """\
+        title: T
+        steps:
+          - {name: A, say: Hi., transition: ding.wav}
+          - {name: B, say: Hi., transition: none}
+        """)
+    assert routine.steps[0].transition == tmp_path / "ding.wav"
+    assert routine.steps[1].transition is None
+
+
+def test_bundled_routines_validate():
+    for path in sorted(ROUTINES.glob("*.yaml")):
+        assert routines.load(path).steps
+
+
+BAD = {
+    "not a mapping": ("- just\n- a list\n", "r.yaml:1:1: expected a mapping of keys, got a list"),
+    "empty file": ("", "r.yaml:1:1: the file is empty"),
+    "yaml syntax": ("title: T\nsteps: [\n", "r.yaml:3:1: YAML syntax error"),
+    "missing title": ("steps:\n  - {name: A, say: Hi.}\n", "r.yaml:1:1: missing required key 'title'"),
+    "missing steps": ("title: T\n", "r.yaml:1:1: missing required key 'steps'"),
+    "empty steps": ("title: T\nsteps: []\n", "r.yaml:2:8: steps: is empty; a routine needs at least one step"),
+    "unknown key": ("title: T\nlenght: 3m\nsteps:\n  - {name: A, say: Hi.}\n", "r.yaml:2:1: lenght: unknown key"),
+    "unknown step key": ("title: T\nsteps:\n  - name: A\n    say: Hi.\n    hodl: 3s\n",
+                         "r.yaml:5:5: steps[0].hodl: unknown key; did you mean 'hold'?"),
+    "bad duration": ("title: T\nsteps:\n  - name: A\n    say: Hi.\n    hold: forever\n",
+                     "r.yaml:5:11: steps[0].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got 'forever'"),
+    "negative duration": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: -5s}\n", "r.yaml:3:31: steps[0].hold: expected a duration"),
+    "step missing say": ("title: T\nsteps:\n  - name: A\n", "r.yaml:3:5: steps[0]: missing required key 'say'"),
+    "say is a mapping": ("title: T\nsteps:\n  - name: A\n    say: {x: 1}\n",
+                         "r.yaml:4:10: steps[0].say: expected a single value, got a mapping"),
+    "empty say list": ("title: T\nsteps:\n  - {name: A, say: []}\n", "r.yaml:3:20: steps[0].say: is an empty list"),
+    "empty name": ("title: T\nsteps:\n  - {name: '', say: Hi.}\n", "r.yaml:3:12: steps[0].name: is empty"),
+    "step not a mapping": ("title: T\nsteps:\n  - Just do it\n", "r.yaml:3:5: steps[0]: expected a mapping of keys"),
+    "bad speed": ("title: T\nvoice: {speed: fast}\nsteps:\n  - {name: A, say: Hi.}\n",
+                  "r.yaml:2:16: voice.speed: expected a number from 0.5 to 2.0"),
+    "unknown engine": ("title: T\nvoice: {engine: alexa}\nsteps:\n  - {name: A, say: Hi.}\n",
+                       "r.yaml:2:17: voice.engine: unknown engine 'alexa'"),
+    "bad language": ("title: T\nlanguage: English!\nsteps:\n  - {name: A, say: Hi.}\n",
+                     "r.yaml:2:11: language: expected a language code"),
+    "unknown sound": ("title: T\nsteps:\n  - {name: A, say: Hi., transition: gong}\n",
+                      "r.yaml:3:37: steps[0].transition: unknown sound 'gong'; built-in sounds are"),
+    "missing sound file": ("title: T\nsteps:\n  - {name: A, say: Hi., transition: gong.wav}\n",
+                           "r.yaml:3:37: steps[0].transition: sound file 'gong.wav' does not exist"),
+    "duplicate key": ("title: T\ntitle: U\nsteps:\n  - {name: A, say: Hi.}\n", "r.yaml:2:1: title: is given twice"),
+    "not utf-8": (b"title: caf\xe9\nsteps: []\n", "r.yaml:1:1: not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("case", BAD, ids=list(BAD))
+def test_bad_routine_is_one_line_per_problem_exit_2_and_writes_nothing(case, cli, tmp_path):
+    text, expected = BAD[case]
+    path = tmp_path / "r.yaml"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    out = tmp_path / "out"
+    result = cli("build", path, "-o", out)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith(f"error: {path}:") for line in lines), result.stderr
+    assert expected in result.stderr.replace(str(path), "r.yaml")
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_every_problem_is_reported_in_one_pass(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("title: T\nsteps:\n  - {name: A, say: Hi., hold: soon}\n  - {say: Hi.}\n  - {name: C, say: Hi., colour: red}\n")
+    with pytest.raises(RoutineError) as raised:
+        routines.load(path)
+    assert len(raised.value.problems) == 3
+
+
+def test_validate_reports_good_and_bad_files(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("title: T\nsteps: []\n")
+    result = cli("validate", ROUTINES / "back-pain-relief.yaml", bad)
+    assert result.exit_code == 2
+    assert "ok: " in result.stdout and "back-pain-relief.yaml" in result.stdout
+    assert f"error: {bad}:2:8: steps: is empty" in result.stderr
+
+
+def test_missing_routine_file(cli, tmp_path):
+    result = cli("build", tmp_path / "nope.yaml")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: no such routine file"
