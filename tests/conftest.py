@@ -27,17 +27,27 @@ class CliResult:
     stderr: str
 
 
+def run_cli(*args: str | Path) -> CliResult:
+    """Run `voiceguide ARGS...` in-process and return its exit code, stdout and stderr."""
+    result = CliRunner().invoke(main, [str(arg) for arg in args])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
 @pytest.fixture
 def cli():
     """Run `voiceguide ARGS...` in-process and return its exit code, stdout and stderr."""
+    return run_cli
 
-    def run(*args: str | Path) -> CliResult:
-        result = CliRunner().invoke(main, [str(arg) for arg in args])
-        if result.exception and not isinstance(result.exception, SystemExit):
-            raise result.exception
-        return CliResult(result.exit_code, result.stdout, result.stderr)
 
-    return run
+@pytest.fixture(scope="session")
+def two_steps_mp3(tmp_path_factory) -> Path:
+    """The two-step fixture routine, built once for the whole session; tests only read it."""
+    out = tmp_path_factory.mktemp("two-steps")
+    result = run_cli("build", FIXTURES / "two-steps.yaml", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    return out / "two-steps.mp3"
 
 
 def decode(path: Path) -> np.ndarray:

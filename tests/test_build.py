@@ -120,7 +120,12 @@ def test_edited_line_is_the_only_clip_made_again(built, cli):
     after = decode(mp3)
     first_step = next(c for c in read_plan(mp3)["chapters"] if c["title"] == "Rest the palms")
     unchanged = int(first_step["start"] * SAMPLE_RATE) - SAMPLE_RATE // 10
-    assert np.abs(after[:unchanged] - before[:unchanged]).max() < 1e-3
+    before, after = before[:unchanged], after[:unchanged]
+    # The track's gain comes from its whole loudness, so an edit anywhere may move it a little,
+    # and the MP3 coding noise with it; the reused clips must still be the same sound.
+    gain = np.dot(after, before) / np.dot(before, before)
+    assert gain == pytest.approx(1.0, abs=0.05)
+    assert level_db(after - gain * before) < level_db(before) - 20
 
 
 def test_output_files_are_readable_by_others(built):
@@ -141,7 +146,7 @@ def test_long_first_line_of_a_fresh_worker_is_voiced(cli, tmp_path):
     routine = tmp_path / "long.yaml"
     line = "Place your thumbs on the lower back, one on each side of the spine. " * 6
     routine.write_text(f"title: Long\nsteps:\n  - name: One\n    say: {line.strip()}\n")
-    result = cli("build", routine, "-o", tmp_path / "out", "--jobs", "1")
+    result = cli("build", routine, "-o", tmp_path / "out", "--jobs", "1", "--engine", "pyttsx3")
     assert result.exit_code == 0, result.stderr
     speech = next(e for e in read_plan(tmp_path / "out" / "long.mp3")["events"] if e["kind"] == "speech")
     assert speech["end"] - speech["start"] > 15

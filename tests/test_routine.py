@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 import pytest
@@ -142,3 +143,37 @@ def test_missing_routine_file(cli, tmp_path):
     result = cli("build", tmp_path / "nope.yaml")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'nope.yaml'}: no such routine file"
+
+
+DOCS = (ROUTINES.parent / "docs" / "routine-format.md").read_text(encoding="utf-8")
+
+
+def documented_examples() -> list[str]:
+    return re.findall(r"```yaml\n(.*?)```", DOCS, flags=re.DOTALL)
+
+
+@pytest.mark.parametrize("index", range(len(documented_examples())))
+def test_every_documented_example_validates(index):
+    example = documented_examples()[index]
+    routine = routines.loads(example, f"docs example {index + 1}", ROUTINES)
+    assert routine.steps
+
+
+def test_every_routine_key_is_documented():
+    import dataclasses
+
+    for cls in (routines.Routine, routines.Step, routines.Voice, routines.Cue, routines.Breathe,
+                routines.Countdown, routines.Background):
+        for spec in dataclasses.fields(cls):
+            if "parse" in spec.metadata:
+                name = spec.metadata.get("key") or spec.name
+                assert f"`{name}`" in DOCS, f"{cls.__name__}.{name} is not in docs/routine-format.md"
+
+
+def test_problems_deep_in_a_later_step_name_the_right_path(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("title: T\nsteps:\n  - {name: A, say: Hi.}\n  - {name: B, say: Hi.}\n"
+                    "  - name: C\n    say: Hi.\n    cues:\n      - {at: half, say: Ok.}\n      - {at: soon, say: Ok.}\n")
+    with pytest.raises(RoutineError) as raised:
+        routines.load(path)
+    assert raised.value.problems == [f"{path}:9:14: steps[2].cues[1].at: expected an offset like 30s, -10s (before the end), 50% or half, got 'soon'"]

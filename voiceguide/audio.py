@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import wave
 from pathlib import Path
+from typing import Iterator
 
 import miniaudio
 import numpy as np
@@ -31,6 +32,15 @@ def decode_file(path: Path) -> np.ndarray:
         str(path), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=SAMPLE_RATE
     )
     return np.frombuffer(decoded.samples, dtype=np.int16).copy()
+
+
+def stream_file(path: Path) -> Iterator[np.ndarray]:
+    """An audio file as int16 mono blocks of a second at SAMPLE_RATE, decoded as they are read."""
+    for chunk in miniaudio.stream_file(
+        str(path), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=SAMPLE_RATE,
+        frames_to_read=SAMPLE_RATE,
+    ):  # fmt: skip
+        yield np.frombuffer(chunk, dtype=np.int16)
 
 
 def read_wav(path: Path) -> np.ndarray:

@@ -14,8 +14,12 @@ import click
 
 from voiceguide import __version__, audio
 from voiceguide import routine as routines
-from voiceguide.build import build as build_routine
+from voiceguide.build import build as build_routine, plan_routine
 from voiceguide.errors import VoiceguideError, RoutineError
+from voiceguide.play import Track, play as play_track
+from voiceguide.preview import preview
+from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
+from voiceguide.voices.choice import VoiceOverride, list_voices
 
 EXIT_USER_ERROR = 2
 
@@ -44,7 +48,7 @@ def _user_errors(command):
 class _TerminalProgress:
     """A one-line progress display on a terminal; silent when stderr is a pipe or --quiet."""
 
-    UNITS = {"voicing": "clips", "rendering": "s of audio"}
+    UNITS = {"voicing": "clips", "measuring": "s of audio", "rendering": "s of audio"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
@@ -72,35 +76,232 @@ def main() -> None:
     """
 
 
+class _Duration(click.ParamType):
+    """A duration like 20m, 1h15m or 45:00, as a whole number of samples."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = routines.parse_duration(str(value))
+        except ValueError:
+            self.fail(f"{routines.DURATION_HINT}, got {value!r}", param, ctx)
+        if seconds <= 0:
+            self.fail("must be longer than 0s", param, ctx)
+        return audio.samples(seconds)
+
+
+def _jobs_option(command):
+    return click.option(
+        "-j", "--jobs", type=click.IntRange(min=1), default=None,
+        help="Synthesis worker processes (default: one per core).",
+    )(command)
+
+
+def _output_dir_option(command):
+    return click.option(
+        "-o", "--output-dir", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
+        help="Folder for the MP3 and its sidecars; the clip cache is kept in its cache/ subfolder.",
+    )(command)
+
+
+def _length_options(command):
+    command = click.option(
+        "--fill", type=click.Choice(["none", "repeat"]), default="none", show_default=True,
+        help="Beyond every hold's max, 'repeat' runs extra rounds of steps marked repeatable.",
+    )(command)
+    return click.option(
+        "--length", type=_Duration(), default=None,
+        help="Fit the track to this length (e.g. 20m): the holds stretch or shrink.",
+    )(command)
+
+
+def _voice_options(command):
+    """--engine, --voice and --speed, which override the routine's voice; the command gets `voice`."""
+
+    @functools.wraps(command)
+    def wrapper(*args, engine: str | None, voice_name: str | None, speed: float | None, **kwargs):
+        return command(*args, voice=VoiceOverride(engine, voice_name, speed), **kwargs)
+
+    wrapper = click.option(
+        "--speed", type=click.FloatRange(0.5, 2.0), default=None,
+        help="Speaking pace for every engine: 1.0 is the voice's normal pace, 0.85 is calmer.",
+    )(wrapper)
+    wrapper = click.option(
+        "--voice", "voice_name", metavar="NAME",
+        help="A voice from 'voiceguide voices', or a Piper .onnx model file.",
+    )(wrapper)
+    return click.option(
+        "--engine", type=click.Choice(ENGINE_CHOICES), default=None,
+        help="auto: a neural voice for the routine's language if one is installed, else pyttsx3. "
+        "Another engine than the routine's drops its voice name.",
+    )(wrapper)
+
+
+def _announce(quiet: bool):
+    """Print the chosen voice before the work starts, unless quiet."""
+    return lambda request: None if quiet else click.echo(f"voice: {request}")
+
+
+def _echo_warnings(timeline) -> None:
+    for warning in timeline.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    for note in timeline.notes:
+        click.echo(f"note: {note}", err=True)
+
+
 @main.command()
 @click.argument("routine", type=click.Path(path_type=Path))
-@click.option("-o", "--output-dir", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
-              help="Folder for the MP3; the clip cache is kept in its cache/ subfolder.")
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=None,
-              help="Synthesis worker processes (default: one per core).")
+@_output_dir_option
+@_length_options
+@_voice_options
+@_jobs_option
+@click.option("--format", "formats", type=click.Choice(["mp3", "m4b"]), multiple=True,
+              help="m4b: also make NAME.m4b, an audiobook with the same chapters (needs ffmpeg).")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @_user_errors
-def build(routine: Path, output_dir: Path, jobs: int | None, quiet: bool) -> None:
-    """Build ROUTINE into OUTPUT_DIR/NAME.mp3.
+def build(
+    routine: Path, output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
+    formats: tuple[str, ...], quiet: bool,
+) -> None:
+    """Build ROUTINE into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with --length 20m).
 
     Each step is narrated, followed by its hands-on hold and its transition sound. Clips are
-    cached by content, so a rebuild after an edit voices only the lines that changed.
+    cached by content, so a rebuild after an edit voices only the lines that changed. Beside
+    the MP3 come NAME.html (a player page), NAME.vtt (captions), NAME.md (a script to print)
+    and NAME.json (the timeline).
 
     \b
-    Example:
+    Examples:
       voiceguide build routines/back-pain-relief.yaml
+      voiceguide build routines/back-pain-relief.yaml --length 30m
+      voiceguide build routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
+      voiceguide build routines/back-pain-relief.yaml --format m4b
     """
     progress = _TerminalProgress(enabled=not quiet)
     try:
-        result = build_routine(routine, output_dir, workers=jobs, progress=progress)
+        result = build_routine(
+            routine, output_dir, workers=jobs, progress=progress, length=length, fill_repeat=fill == "repeat",
+            voice=voice, on_voice=_announce(quiet), m4b="m4b" in formats,
+        )
     finally:
         progress.clear()
     if not quiet:
-        length = routines.format_duration(audio.seconds(result.timeline.length))
+        _echo_warnings(result.timeline)
         click.echo(
-            f"built {result.output} ({length}, {len(result.timeline.chapters)} chapters): "
+            f"built {result.output} ({_duration(result.timeline.length)}, {len(result.timeline.chapters)} chapters, "
+            f"{result.loudness:.1f} LUFS, {result.true_peak:.1f} dBTP): "
             f"{result.clips_reused} clips reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
+        click.echo(f"beside it: {', '.join(path.name for path in result.files)}")
+
+
+def _duration(samples: int) -> str:
+    return routines.format_duration(audio.seconds(samples))
+
+
+def _clock(samples: int) -> str:
+    minutes, seconds = divmod(int(audio.seconds(samples)), 60)
+    return f"{minutes}:{seconds:02d}"
+
+
+@main.command(name="plan")
+@click.argument("routine", type=click.Path(path_type=Path))
+@_output_dir_option
+@_length_options
+@_user_errors
+def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str) -> None:
+    """Print ROUTINE's timeline without making audio: each step's start, narration, hold and cues.
+
+    Speech lengths come from clips already cached in OUTPUT_DIR/cache, or are estimated from
+    the voice's pace; the first line says how many of each.
+
+    \b
+    Examples:
+      voiceguide plan routines/back-pain-relief.yaml
+      voiceguide plan routines/back-pain-relief.yaml --length 20m
+    """
+    result = plan_routine(routine, length, fill == "repeat", output_dir)
+    timeline = result.timeline
+    click.echo(
+        f"{timeline.title}: {_duration(timeline.length)} "
+        f"(speech: {result.lines_measured} lines from cached clips, {result.lines_estimated} estimated)"
+    )
+    click.echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'hold':>8}  cues")
+    for index, chapter in enumerate(timeline.chapters):
+        events = [event for event in timeline.events if event.chapter == index]
+        speech = sum(event.length for event in events if event.kind == "speech" and not event.cue)
+        hold = sum(event.length for event in events if event.kind == "hold")
+        cues = len([event for event in events if event.cue])
+        click.echo(
+            f"{_clock(chapter.start):>7}  {chapter.title[:40]:<40} {_duration(speech):>8} "
+            f"{_duration(hold) if hold else '-':>8}  {cues or ''}"
+        )
+    click.echo(f"{_clock(timeline.length):>7}  end")
+    _echo_warnings(timeline)
+
+
+@main.command(name="preview")
+@click.argument("routine", type=click.Path(path_type=Path))
+@click.option("--step", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Which step's narration to voice (1 is the first).")
+@_output_dir_option
+@_voice_options
+@_jobs_option
+@click.option("--no-play", is_flag=True, help="Only write the file.")
+@_user_errors
+def preview_command(
+    routine: Path, step: int, output_dir: Path, voice: VoiceOverride, jobs: int | None, no_play: bool
+) -> None:
+    """Voice one step's narration into OUTPUT_DIR/NAME-preview-stepN.mp3 and play it.
+
+    For choosing a voice and speed quickly. The clips go into the build's cache, so the next
+    build reuses them. Playing uses a system player (afplay, pw-play, paplay, aplay) when one
+    is installed and finds an audio device; otherwise only the file is written.
+
+    \b
+    Examples:
+      voiceguide preview routines/back-pain-relief.yaml --step 3 --speed 0.85
+      voiceguide preview routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
+    """
+    progress = _TerminalProgress(enabled=True)
+    try:
+        result = preview(
+            routine, step, output_dir, voice, workers=jobs, play=not no_play, progress=progress,
+            on_voice=_announce(quiet=False),
+        )
+    finally:
+        progress.clear()
+    click.echo(f"wrote {result.output} ({audio.seconds(result.length):.1f}s)")
+    if result.played:
+        click.echo(result.played)
+
+
+@main.command(name="voices")
+@click.option("--engine", type=click.Choice(ENGINE_NAMES), default=None, help="Only this engine's voices.")
+@click.option("-l", "--language", metavar="CODE", default=None, help="Only voices speaking this language (fr, en-us).")
+@_user_errors
+def voices_command(engine: str | None, language: str | None) -> None:
+    """List the engines installed here and their voices, with the name to give in a routine.
+
+    \b
+    Examples:
+      voiceguide voices --language fr
+      voiceguide voices --engine piper
+    """
+    listing = list_voices([engine] if engine else ENGINE_NAMES, language)
+    for found in listing:
+        if found.missing:
+            click.echo(f"{found.engine}: {found.missing}")
+            continue
+        where = f" for {language}" if language else ""
+        click.echo(f"{found.engine}: {len(found.voices)} voice{'s' if len(found.voices) != 1 else ''}{where}")
+        width = max((len(voice.name) for voice in found.voices), default=0)
+        for voice in found.voices:
+            click.echo(f"  {voice.name:<{width}}  {', '.join(voice.languages)}")
+    example = next(((found.engine, found.voices[0].name) for found in listing if found.voices), None)
+    if example:
+        click.echo(f"In a routine:  voice: {{engine: {example[0]}, name: {example[1]}}}")
 
 
 @main.command()
@@ -123,3 +324,52 @@ def validate(routines_to_check: tuple[Path, ...]) -> None:
             click.echo(f"ok: {path} ({len(routine.steps)} steps)")
     if problems:
         raise RoutineError(problems)
+
+
+class _NowPlaying:
+    """The step being played: one line rewritten in place on a terminal, else a line per step."""
+
+    def __init__(self, live: bool):
+        self.live = live
+        self.shown = -1  # the last step printed
+
+    def __call__(self, track: Track, seconds: float) -> None:
+        index = track.chapter_at(seconds)
+        if self.live:
+            clock = f"{_clock(audio.samples(seconds))} / {_clock(audio.samples(track.length))}"
+            click.echo(f"\r{clock}  {self._step(track, index)}\x1b[K", nl=False)
+            return
+        for passed in range(self.shown + 1, index + 1):  # every step, even one shorter than a tick
+            click.echo(f"{_clock(audio.samples(track.starts[passed]))} {self._step(track, passed)}")
+        self.shown = max(self.shown, index)
+
+    @staticmethod
+    def _step(track: Track, index: int) -> str:
+        return f"{track.titles[index]} ({index + 1}/{len(track.titles)})"
+
+    def clear(self) -> None:
+        if self.live:
+            click.echo("\r\x1b[K", nl=False)
+
+
+@main.command(name="play")
+@click.argument("track", type=click.Path(path_type=Path))
+@_user_errors
+def play_command(track: Path) -> None:
+    """Play a built TRACK on this computer, showing the step it is at; Ctrl-C stops.
+
+    It uses an audio player already on the system (afplay, pw-play, paplay or aplay).
+
+    \b
+    Example:
+      voiceguide play build/back-pain-relief.mp3
+    """
+    display = _NowPlaying(live=sys.stdout.isatty())
+    try:
+        played = play_track(track, on_position=display)
+    except KeyboardInterrupt:
+        display.clear()
+        click.echo("stopped")
+        return
+    display.clear()
+    click.echo(f"played {track} ({routines.format_duration(played.length)})")

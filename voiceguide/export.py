@@ -7,7 +7,6 @@ planned samples, and chapter times match the timeline to the sample.
 
 from __future__ import annotations
 
-import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,11 @@ from typing import BinaryIO, Iterable
 
 import lameenc
 import numpy as np
-from mutagen.id3 import CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TLAN, TPE1, CTOCFlags
+from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TLAN, TPE1, TXXX, CTOCFlags, PictureType
 
 from voiceguide import audio
-from voiceguide.timeline import Chapter, Timeline
+from voiceguide.cover import Artwork
+from voiceguide.timeline import Chapter
 
 BITRATE_KBPS = 96
 ENCODER_DELAY = 576  # samples LAME adds at the start (decoders add their own 529 and trim both)
@@ -26,15 +26,21 @@ SAMPLES_PER_FRAME = 1152
 FRAME_BYTES = 144 * BITRATE_KBPS * 1000 // audio.SAMPLE_RATE  # 313; frames with the padding bit have 314
 SIDE_INFO_BYTES = 17  # MPEG-1 Layer III, mono
 INFO_FLAGS = 0x3  # the Info tag carries the frame count and the byte count
+DEFAULT_ARTIST = "voiceguide"
+# LAME turns its input down to 0.95 (its default scale, which lameenc cannot set); the encoder's
+# input is raised by the inverse, so the MP3 plays at the level it was given.
+ENCODER_SCALE = 0.95
 
 
 @dataclass(frozen=True)
 class Tags:
     title: str
-    artist: str = "voiceguide"
+    artist: str | None = None  # None: DEFAULT_ARTIST
     album: str | None = None
     comment: str | None = None
     language: str | None = None
+    voice: str | None = None  # the engine and voice that spoke, as a TXXX:voice frame
+    artwork: Artwork | None = None  # the front cover
 
 
 class _FrameCounter:
@@ -89,7 +95,10 @@ def _info_frame(header: bytes, frames: int, audio_bytes: int, padding: int) -> b
 
 
 def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
-    """Stream int16 blocks to the end of `file` as a gapless CBR MP3; returns the number of samples."""
+    """Stream int16 blocks to the end of `file` as a gapless CBR MP3; returns the number of samples.
+
+    The MP3 decodes at the level of the blocks; samples within 0.45 dB of full scale clip.
+    """
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(BITRATE_KBPS)
     encoder.set_in_sample_rate(audio.SAMPLE_RATE)
@@ -109,7 +118,8 @@ def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
 
     for block in blocks:
         total_samples += len(block)
-        write(encoder.encode(block.tobytes()))
+        raised = np.clip(np.round(block / ENCODER_SCALE), -32768, 32767).astype(np.int16)
+        write(encoder.encode(raised.tobytes()))
     write(encoder.flush())
     audio_bytes = file.tell() - info_position - FRAME_BYTES
     padding = counter.frames * SAMPLES_PER_FRAME - total_samples - ENCODER_DELAY
@@ -120,16 +130,21 @@ def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
 
 
 def write_tags(path: Path, tags: Tags, chapters: Iterable[Chapter]) -> None:
-    """ID3v2.3 title/artist/album/comment tags, and one CHAP frame per chapter under a CTOC."""
+    """ID3v2.3 title/artist/album/comment/voice tags, cover art, and one CHAP frame per chapter under a CTOC."""
     id3 = ID3()
     id3.add(TIT2(encoding=3, text=[tags.title]))
-    id3.add(TPE1(encoding=3, text=[tags.artist]))
+    id3.add(TPE1(encoding=3, text=[tags.artist or DEFAULT_ARTIST]))
     id3.add(TALB(encoding=3, text=[tags.album or tags.title]))
     id3.add(TCON(encoding=3, text=["Speech"]))
     if tags.comment:
         id3.add(COMM(encoding=3, lang="eng", desc="", text=[tags.comment]))
     if tags.language:
         id3.add(TLAN(encoding=3, text=[tags.language]))
+    if tags.voice:
+        id3.add(TXXX(encoding=3, desc="voice", text=[tags.voice]))
+    if tags.artwork:
+        artwork = tags.artwork
+        id3.add(APIC(encoding=3, mime=artwork.mime, type=PictureType.COVER_FRONT, desc="Cover", data=artwork.data))
     chapter_ids = []
     for index, chapter in enumerate(chapters):
         chapter_id = f"chp{index}"
@@ -155,32 +170,3 @@ def write_tags(path: Path, tags: Tags, chapters: Iterable[Chapter]) -> None:
 
 def _milliseconds(sample: int) -> int:
     return round(sample * 1000 / audio.SAMPLE_RATE)
-
-
-def timeline_json(timeline: Timeline, routine_name: str) -> str:
-    """The plan as JSON (times in seconds), for players, tools and tests to read beside the MP3."""
-
-    def seconds(sample: int) -> float:
-        return round(audio.seconds(sample), 3)
-
-    document = {
-        "routine": routine_name,
-        "title": timeline.title,
-        "length": seconds(timeline.length),
-        "chapters": [
-            {"title": chapter.title, "start": seconds(chapter.start), "end": seconds(chapter.end)}
-            for chapter in timeline.chapters
-        ],
-        "events": [
-            {
-                "kind": event.kind,
-                "start": seconds(event.start),
-                "end": seconds(event.end),
-                "chapter": event.chapter,
-                **({"text": event.text} if event.text else {}),
-                **({"sound": event.sound.stem} if event.sound else {}),
-            }
-            for event in timeline.events
-        ],
-    }
-    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

@@ -262,29 +262,30 @@ def tick() -> np.ndarray:
     return _to_peak(_fade(out, TICK_ATTACK_SECONDS, TICK_FADE_SECONDS), TICK_PEAK_DBFS)
 
 
-def _breath(start_hz: float, end_hz: float) -> np.ndarray:
+def _breath(start_hz: float, end_hz: float, seconds: float) -> np.ndarray:
     """Smooth glide from start_hz to end_hz with soft harmonics.
 
     The pitch moves along a smoothstep curve (on a log scale) so it starts and
     ends without a jolt; the phase is the running integral of the frequency.
     """
-    t = _times(BREATH_SECONDS)
-    x = t / BREATH_SECONDS
+    t = _times(seconds)
+    x = t / seconds
     smooth = x * x * (3 - 2 * x)
     freq = start_hz * (end_hz / start_hz) ** smooth
     phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
     tone = sum(amp * np.sin(mult * phase) for mult, amp in BREATH_HARMONICS)
-    return _to_peak(_fade(tone, BREATH_FADE_SECONDS, BREATH_FADE_SECONDS), BREATH_PEAK_DBFS)
+    fade = min(BREATH_FADE_SECONDS, seconds * BREATH_FADE_SECONDS / BREATH_SECONDS)
+    return _to_peak(_fade(tone, fade, fade), BREATH_PEAK_DBFS)
 
 
-def breathe_in() -> np.ndarray:
-    """Gentle rising tone for an in-breath."""
-    return _breath(BREATH_LOW_HZ, BREATH_HIGH_HZ)
+def breathe_in(seconds: float = BREATH_SECONDS) -> np.ndarray:
+    """Gentle rising tone for an in-breath; the renderer makes one as long as each breath."""
+    return _breath(BREATH_LOW_HZ, BREATH_HIGH_HZ, seconds)
 
 
-def breathe_out() -> np.ndarray:
+def breathe_out(seconds: float = BREATH_SECONDS) -> np.ndarray:
     """Gentle falling tone for an out-breath."""
-    return _breath(BREATH_HIGH_HZ, BREATH_LOW_HZ)
+    return _breath(BREATH_HIGH_HZ, BREATH_LOW_HZ, seconds)
 
 
 def rain() -> np.ndarray:

@@ -9,7 +9,7 @@ from pathlib import Path
 import miniaudio
 import numpy as np
 
-from voiceguide import audio
+from voiceguide import audio, loudness
 from voiceguide.errors import VoiceguideError
 
 # The top-level sounds/ folder is installed as this package (see pyproject.toml), so the
@@ -53,5 +53,13 @@ def load(path: Path) -> np.ndarray:
         samples = audio.decode_file(path)
     except (miniaudio.DecodeError, OSError) as error:
         raise VoiceguideError(f"{path}: cannot decode sound file: {error}") from None
+    samples.setflags(write=False)
+    return samples
+
+
+@functools.lru_cache(maxsize=32)
+def levelled(path: Path) -> np.ndarray:
+    """A sound at its set level below the voice (loudness.SOUND_LUFS), so no sound startles."""
+    samples = loudness.level(load(path), loudness.SOUND_LUFS, loudness.SOUND_PEAK)
     samples.setflags(write=False)
     return samples

@@ -1,8 +1,11 @@
 """Planning: a routine and the lengths of its clips become a timeline, with no audio touched.
 
 Every event has a start and a length in samples at the internal rate. Events may overlap
-(the renderer mixes them); time with no event is silence. Because planning is pure data,
-`voiceguide plan` answers instantly and timing is testable without synthesizing anything.
+(the renderer mixes them); time with no event is silence. Planning runs in three steps: the
+steps become rounds (a step with `repeat: 2` runs twice), each round's hold gets its bounds,
+and, for a custom length, the holds are fitted (fitting.py) before the events are laid out.
+Because planning is pure data, `voiceguide plan` answers instantly and timing is testable
+without synthesizing anything.
 """
 
 from __future__ import annotations
@@ -11,27 +14,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from voiceguide import audio
-from voiceguide.routine import Routine
+from voiceguide import audio, sounds
+from voiceguide.errors import VoiceguideError
+from voiceguide.fitting import Hold, Unreachable, fit
+from voiceguide.routine import MAX_SECONDS, Background, Routine, Step, format_duration
 
 LEAD_IN = audio.samples(1.0)  # quiet before the first word
 LINE_GAP = audio.samples(0.6)  # between the lines of one narration
 AFTER_INTRO = audio.samples(1.5)
+BETWEEN_ROUNDS = audio.samples(1.0)  # after a round's hold, before the next round's words
 AFTER_TRANSITION = audio.samples(0.5)  # after a step's chime, before the next words
 TAIL = audio.samples(2.0)  # quiet after the last word, so the track does not end abruptly
+CUE_GAP = audio.samples(0.3)  # the least space between two cues, and before a hold's end
+MOVED_TOLERANCE = audio.samples(0.05)  # a cue moved less than this is not worth a warning
 
-INTRO_TITLE = "Introduction"
-OUTRO_TITLE = "Closing"
+# Without `min`/`max`, a hold may shrink to a quarter or grow to four times its length.
+MIN_FRACTION = 0.25
+MAX_FRACTION = 4.0
+MAX_EXTRA_ROUNDS = 200
+
+# Chapter titles of the intro and the outro, by the routine's language (English otherwise).
+FRAME_TITLES = {
+    "en": ("Introduction", "Closing"),
+    "fr": ("Introduction", "Conclusion"),
+    "de": ("Einleitung", "Abschluss"),
+    "es": ("Introducción", "Cierre"),
+    "it": ("Introduzione", "Chiusura"),
+}
+TICK = "tick"
 
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "speech", "hold" or "sound"
+    kind: str  # "speech", "hold", "sound" or "breath"
     start: int
     length: int
     chapter: int  # index into Timeline.chapters
     text: str | None = None  # speech: what is said
     sound: Path | None = None  # sound: which file plays
+    breath: str | None = None  # breath: "in" or "out"
+    cue: bool = False  # speech or sound inside a hold
 
     @property
     def end(self) -> int:
@@ -51,33 +73,103 @@ class Timeline:
     events: tuple[Event, ...]
     chapters: tuple[Chapter, ...]
     length: int
+    background: Background | None = None
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # what fitting did, e.g. which steps were repeated
 
     def of_kind(self, kind: str) -> list[Event]:
         return [event for event in self.events if event.kind == kind]
 
 
+@dataclass(frozen=True)
+class Round:
+    """One run of a step: its chapter title, what is said before its hold, and which step it is."""
+
+    step: Step
+    index: int  # the step's index in the routine
+    title: str
+    narration: tuple[str, ...]
+    last: bool  # the step's last round: its transition follows
+
+
+def countdown_words(count: int) -> list[str]:
+    """Spoken countdown numbers as digits, so every voice says them in its own language."""
+    return [str(number) for number in range(count, 0, -1)]
+
+
 def spoken_lines(routine: Routine) -> dict[str, str]:
-    """Every distinct line the routine speaks, with a label naming where it is (for messages)."""
+    """Every distinct line the routine may speak, with a label naming where it is (for messages)."""
     lines: dict[str, str] = {}
     for text in routine.intro:
         lines.setdefault(text, "the intro")
     for index, step in enumerate(routine.steps):
-        for text in step.say:
-            lines.setdefault(text, f"steps[{index}] ({step.name})")
+        label = f"steps[{index}] ({step.name})"
+        for text in step.say + step.between + tuple(cue.say for cue in step.cues if cue.say):
+            lines.setdefault(text, label)
+        if step.countdown and step.countdown.style == "voice":
+            for text in countdown_words(step.countdown.count):
+                lines.setdefault(text, f"{label} countdown")
     for text in routine.outro:
         lines.setdefault(text, "the outro")
     return lines
 
 
+def _rounds(routine: Routine, extra: Mapping[int, int]) -> list[Round]:
+    """The steps as rounds; `extra` adds rounds to repeatable steps (step index -> count)."""
+    rounds = []
+    for index, step in enumerate(routine.steps):
+        count = step.repeat + extra.get(index, 0)
+        for number in range(count):
+            if step.rounds:
+                title = f"{step.name}, {step.rounds[number % len(step.rounds)]}"
+            elif count > 1:
+                title = f"{step.name} (round {number + 1} of {count})"
+            else:
+                title = step.name
+            narration = step.say if number == 0 or not step.between else step.between
+            rounds.append(Round(step, index, title, narration, last=number == count - 1))
+    return rounds
+
+
+class _Lengths:
+    """Clip and sound lengths in samples, as the planner asks for them."""
+
+    def __init__(self, speech: Mapping[str, int], sound: Callable[[Path], int]):
+        self.speech = speech
+        self.sound = sound
+
+    def cue(self, step: Step, cue) -> int:
+        return self.speech[cue.say] if cue.say else self.sound(cue.sound)
+
+    def countdown(self, step: Step) -> list[int]:
+        if step.countdown.style == "voice":
+            return [self.speech[word] for word in countdown_words(step.countdown.count)]
+        return [self.sound(sounds.builtin_path(TICK))] * step.countdown.count
+
+
+def _hold_bounds(step: Step, lengths: _Lengths) -> Hold:
+    natural = audio.samples(step.hold)
+    if not step.flex:
+        return Hold(natural, natural, natural, step.weight)
+    minimum = audio.samples(step.min) if step.min is not None else round(natural * MIN_FRACTION)
+    maximum = audio.samples(step.max) if step.max is not None else round(natural * MAX_FRACTION)
+    # Cues set seconds from the hold's start or end need that much hold to fall inside it.
+    needed = [audio.samples(cue.at.latest_start()) + lengths.cue(step, cue) + CUE_GAP for cue in step.cues]
+    if step.countdown:
+        needed.append(audio.samples(step.countdown.count) + CUE_GAP)
+    minimum = max(minimum, min(max(needed, default=0), natural))
+    return Hold(natural, minimum, maximum, step.weight)
+
+
 class _Builder:
     """Appends events one after another and closes chapters as it goes."""
 
-    def __init__(self, speech_length: Mapping[str, int], sound_length: Callable[[Path], int]):
-        self.speech_length = speech_length
-        self.sound_length = sound_length
+    def __init__(self, lengths: _Lengths):
+        self.lengths = lengths
         self.cursor = 0
         self.events: list[Event] = []
         self.chapter_starts: list[tuple[str, int]] = []
+        self.warnings: list[str] = []
 
     def chapter(self, title: str) -> None:
         self.chapter_starts.append((title, 0 if not self.chapter_starts else self.cursor))
@@ -85,39 +177,172 @@ class _Builder:
     def pause(self, length: int) -> None:
         self.cursor += length
 
+    def place(self, kind: str, start: int, length: int, **details) -> None:
+        self.events.append(Event(kind, start, length, len(self.chapter_starts) - 1, **details))
+
     def add(self, kind: str, length: int, **details) -> None:
-        self.events.append(Event(kind, self.cursor, length, len(self.chapter_starts) - 1, **details))
+        self.place(kind, self.cursor, length, **details)
         self.cursor += length
 
     def say(self, lines: tuple[str, ...]) -> None:
         for index, text in enumerate(lines):
             if index:
                 self.pause(LINE_GAP)
-            self.add("speech", self.speech_length[text], text=text)
+            self.add("speech", self.lengths.speech[text], text=text)
 
-    def finish(self, title: str) -> Timeline:
+    def hold(self, round_: Round, length: int) -> None:
+        start = self.cursor
+        self.add("hold", length)
+        step = round_.step
+        if step.breathe:
+            self._breaths(step, start, length)
+        self._cues(round_, start, length)
+
+    def _breaths(self, step: Step, start: int, length: int) -> None:
+        breathe = step.breathe
+        offset = 0
+        phases = [("in", breathe.inhale, breathe.pause), ("out", breathe.exhale, 0.0)]
+        while True:
+            for direction, seconds, rest in phases:
+                tone = audio.samples(seconds)
+                if offset + tone > length:
+                    return
+                self.place("breath", start + offset, tone, breath=direction)
+                offset += tone + audio.samples(rest)
+
+    def _cues(self, round_: Round, start: int, length: int) -> None:
+        """Place the round's cues and countdown inside its hold, moving any that would collide."""
+        step = round_.step
+        wanted: list[tuple[int, int, dict, str]] = []  # (start, length, event details, description)
+        hold_seconds = audio.seconds(length)
+        for cue in step.cues:
+            offset = audio.samples(max(0.0, min(cue.at.offset(hold_seconds), hold_seconds)))
+            details = {"text": cue.say} if cue.say else {"sound": cue.sound}
+            wanted.append((start + offset, self.lengths.cue(step, cue), details, f"the cue {cue.say or cue.sound.stem!r}"))
+        if step.countdown:
+            for number, clip_length in zip(range(step.countdown.count, 0, -1), self.lengths.countdown(step)):
+                details = {"text": str(number)} if step.countdown.style == "voice" else {"sound": sounds.builtin_path(TICK)}
+                wanted.append((start + length - audio.samples(number), clip_length, details, f"countdown {number}"))
+        wanted.sort(key=lambda item: item[0])
+        placed = _without_overlaps([(at, size) for at, size, _, _ in wanted], start, start + length)
+        for (at, size, details, description), new_start in zip(wanted, placed):
+            if abs(new_start - at) > MOVED_TOLERANCE:
+                self.warnings.append(
+                    f"steps[{round_.index}] ({round_.title}): {description} was moved "
+                    f"{audio.seconds(new_start - at):+.1f}s so it does not overlap other audio"
+                )
+            kind = "speech" if "text" in details else "sound"
+            self.place(kind, new_start, size, cue=True, **details)
+
+    def finish(self, title: str, background: Background | None, notes: tuple[str, ...]) -> Timeline:
         ends = [start for _, start in self.chapter_starts[1:]] + [self.cursor]
         chapters = tuple(Chapter(name, start, end) for (name, start), end in zip(self.chapter_starts, ends))
-        return Timeline(title, tuple(self.events), chapters, self.cursor)
+        events = tuple(sorted(self.events, key=lambda event: event.start))
+        return Timeline(title, events, chapters, self.cursor, background, tuple(self.warnings), notes)
 
 
-def plan(routine: Routine, speech_length: Mapping[str, int], sound_length: Callable[[Path], int]) -> Timeline:
-    """Lay out the routine: intro, then each step's narration, hold and transition, then outro."""
-    builder = _Builder(speech_length, sound_length)
+def _without_overlaps(items: list[tuple[int, int]], hold_start: int, hold_end: int) -> list[int]:
+    """Starts for (wanted start, length) items, in order, kept CUE_GAP apart and inside the hold."""
+    starts = []
+    earliest = hold_start
+    for wanted, length in items:
+        start = max(wanted, earliest)
+        starts.append(start)
+        earliest = start + length + CUE_GAP
+    latest_end = hold_end - CUE_GAP
+    for index in range(len(items) - 1, -1, -1):
+        length = items[index][1]
+        starts[index] = max(hold_start, min(starts[index], latest_end - length))
+        latest_end = starts[index] - CUE_GAP
+    return starts
+
+
+def _layout(routine: Routine, rounds: list[Round], holds: list[int], lengths: _Lengths, notes=()) -> Timeline:
+    intro_title, outro_title = FRAME_TITLES.get(routine.language.split("-")[0], FRAME_TITLES["en"])
+    builder = _Builder(lengths)
     builder.pause(LEAD_IN)
     if routine.intro:
-        builder.chapter(INTRO_TITLE)
+        builder.chapter(intro_title)
         builder.say(routine.intro)
         builder.pause(AFTER_INTRO)
-    for step in routine.steps:
-        builder.chapter(step.name)
-        builder.say(step.say)
-        builder.add("hold", audio.samples(step.hold))
-        if step.transition is not None:
-            builder.add("sound", sound_length(step.transition), sound=step.transition)
+    for round_, hold in zip(rounds, holds):
+        builder.chapter(round_.title)
+        builder.say(round_.narration)
+        builder.hold(round_, hold)
+        if not round_.last:
+            builder.pause(BETWEEN_ROUNDS)
+            continue
+        if round_.step.transition is not None:
+            builder.add("sound", lengths.sound(round_.step.transition), sound=round_.step.transition)
         builder.pause(AFTER_TRANSITION)
     if routine.outro:
-        builder.chapter(OUTRO_TITLE)
+        builder.chapter(outro_title)
         builder.say(routine.outro)
     builder.pause(TAIL)
-    return builder.finish(routine.title)
+    return builder.finish(routine.title, routine.background, tuple(notes))
+
+
+def plan(
+    routine: Routine,
+    speech_length: Mapping[str, int],
+    sound_length: Callable[[Path], int],
+    length: int | None = None,
+    fill_repeat: bool = False,
+) -> Timeline:
+    """Lay out the routine; with `length` (samples), fit the holds so the total is exactly that.
+
+    With `fill_repeat`, a length beyond every hold's maximum adds rounds to steps marked
+    `repeatable`. An unreachable length raises VoiceguideError naming the reachable range.
+    """
+    longest = audio.samples(MAX_SECONDS)
+    if length is not None and length > longest:
+        raise VoiceguideError(f"asked for {format_duration(audio.seconds(length))}; a track may be at most {format_duration(MAX_SECONDS)}")
+    lengths = _Lengths(speech_length, sound_length)
+    extra: dict[int, int] = {}
+    rounds = _rounds(routine, extra)
+    holds = [_hold_bounds(round_.step, lengths) for round_ in rounds]
+    if length is None:
+        timeline = _layout(routine, rounds, [hold.natural for hold in holds], lengths)
+        if timeline.length > longest:
+            raise VoiceguideError(
+                f"{routine.name} is {format_duration(audio.seconds(timeline.length))} long; "
+                f"a track may be at most {format_duration(MAX_SECONDS)}: shorten its holds"
+            )
+        return timeline
+
+    def fixed_length(rounds: list[Round]) -> int:
+        """The track's length with every hold at zero: what fitting cannot change."""
+        return _layout(routine, rounds, [0] * len(rounds), lengths).length
+
+    repeatable = [index for index, step in enumerate(routine.steps) if step.repeatable]
+    extra_sets: list[int] = []
+    while fill_repeat and repeatable and sum(extra.values()) < MAX_EXTRA_ROUNDS:
+        if fixed_length(rounds) + sum(hold.maximum for hold in holds) >= length:
+            break
+        step_index = repeatable[len(extra_sets) % len(repeatable)]
+        extra_sets.append(step_index)
+        # A whole set of rounds at a time, so a both-sides step stays even.
+        extra[step_index] = extra.get(step_index, 0) + routine.steps[step_index].repeat
+        rounds = _rounds(routine, extra)
+        holds = [_hold_bounds(round_.step, lengths) for round_ in rounds]
+    fixed = fixed_length(rounds)
+    try:
+        fitted = fit(holds, length - fixed)
+    except Unreachable as unreachable:
+        raise VoiceguideError(_unreachable_message(routine, fixed, unreachable, length)) from None
+    notes = [
+        f"repeated {routine.steps[index].name!r} {count} more time{'s' if count > 1 else ''}"
+        for index, count in sorted(extra.items())
+    ]
+    return _layout(routine, rounds, fitted, lengths, notes)
+
+
+def _unreachable_message(routine: Routine, fixed: int, unreachable: Unreachable, asked: int) -> str:
+    shortest = format_duration(audio.seconds(fixed + unreachable.shortest))
+    longest = format_duration(audio.seconds(fixed + unreachable.longest))
+    hint = ""
+    if asked > fixed + unreachable.longest:
+        hint = "; raise some steps' 'max', or mark steps 'repeatable: true' and use --fill repeat"
+    elif asked < fixed + unreachable.shortest:
+        hint = "; lower some steps' 'min', or shorten the narration"
+    return f"{routine.name} can run from {shortest} to {longest}; asked for {format_duration(audio.seconds(asked))}{hint}"

@@ -9,8 +9,12 @@ from voiceguide.errors import VoiceguideError
 # name -> "module:Class"; an engine's own package is imported only when that engine is used.
 _ENGINES = {
     "pyttsx3": ("voiceguide.voices.pyttsx3_engine:Pyttsx3Engine", "pip install pyttsx3 espeakng-loader"),
+    "piper": ("voiceguide.voices.piper_engine:PiperEngine", "pip install -e '.[neural]'"),
 }
 ENGINE_NAMES = tuple(_ENGINES)
+NEURAL_ENGINES = ("piper",)  # what `auto` tries first, before pyttsx3
+AUTO = "auto"  # a neural voice for the routine's language when one is installed, else pyttsx3
+ENGINE_CHOICES = (AUTO, *ENGINE_NAMES)
 
 
 def engine_class(name: str):

@@ -1,7 +1,8 @@
 """The voice stage: every line a routine speaks, as a cached clip ready to play.
 
 A clip's cache key covers everything that shapes its sound (engine and its version, voice,
-language, speed, text), so an edit re-voices only the lines it changed.
+language, speed, text, and the version of the processing below), so an edit re-voices only the
+lines it changed.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import miniaudio
 import numpy as np
 
-from voiceguide import audio
+from voiceguide import audio, loudness
 from voiceguide.voices import engine_class
 from voiceguide.voices.cache import ClipCache, clip_key
 from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, synthesize
@@ -22,6 +23,7 @@ from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, synthesize
 FADE_IN = audio.samples(0.005)
 FADE_OUT = audio.samples(0.02)
 SPEECH_THRESHOLD = 500  # a clip with no sample louder than this holds no speech
+PROCESSING_VERSION = 2  # part of every clip key: bump it when prepare_clip changes what it makes
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,21 @@ class VoicedClips:
 
 def voice_key(request: VoiceRequest) -> str:
     version = engine_class(request.engine).version()
-    return f"{request.engine}|{version}|{request.voice or 'default'}|{request.language}|{request.speed:g}"
+    voice = request.voice
+    return (
+        f"{request.engine}|{version}|{voice.id}|{voice.version}|{request.language}|{request.speed:g}"
+        f"|p{PROCESSING_VERSION}"
+    )
+
+
+def line_keys(lines: Iterable[str], request: VoiceRequest) -> dict[str, str]:
+    """Each line's clip key; it covers the text as spoken, so a pronunciation fix re-voices its lines."""
+    key_prefix = voice_key(request)
+    return {text: clip_key(key_prefix, request.spoken(text)) for text in lines}
 
 
 def prepare_clip(engine_output: Path) -> np.ndarray:
-    """The engine's file as a clip ready to play: checked, resampled, trimmed, faded."""
+    """The engine's file as a clip ready to play: checked, resampled, trimmed, levelled, faded."""
     if not engine_output.is_file() or engine_output.stat().st_size == 0:
         raise ClipRejected("the engine wrote no audio file")
     try:
@@ -53,7 +65,8 @@ def prepare_clip(engine_output: Path) -> np.ndarray:
         raise ClipRejected(f"the engine's file is not audio ({error})") from None
     if raw.size == 0 or np.abs(raw.astype(np.int32)).max() < SPEECH_THRESHOLD:
         raise ClipRejected("the engine's file holds no speech")
-    return audio.fade_edges(audio.trim_silence(raw), FADE_IN, FADE_OUT)
+    levelled = loudness.level(audio.trim_silence(raw), loudness.TARGET_LUFS, loudness.SPEECH_PEAK)
+    return audio.fade_edges(levelled, FADE_IN, FADE_OUT)
 
 
 def voice_lines(
@@ -64,20 +77,45 @@ def voice_lines(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> VoicedClips:
     """Make sure every line (text -> label for messages) has a clip in the cache."""
-    key_prefix = voice_key(request)
-    keys = {text: clip_key(key_prefix, text) for text in lines}
-    missing = [Job(text, label) for text, label in lines.items() if cache.length(keys[text]) is None]
+    keys = line_keys(lines, request)
+    jobs: dict[str, Job] = {}  # by key: lines that differ only in respelled words share a clip
+    for text, label in lines.items():
+        if cache.length(keys[text]) is None:
+            jobs.setdefault(keys[text], Job(request.spoken(text), label))
+    key_of = {job.text: key for key, job in jobs.items()}
     done = 0
     lock = threading.Lock()
 
     def accept(job: Job, engine_output: Path) -> None:
         nonlocal done
-        cache.store(keys[job.text], prepare_clip(engine_output))
+        cache.store(key_of[job.text], prepare_clip(engine_output))
         with lock:
             done += 1
-            on_progress(done, len(missing))
+            on_progress(done, len(jobs))
 
-    if missing:
-        synthesize(missing, request, workers, accept)
+    if jobs:
+        # Longest first, so the workers run out of work at about the same time.
+        synthesize(sorted(jobs.values(), key=lambda job: len(job.text), reverse=True), request, workers, accept)
     lengths = {text: cache.length(key) for text, key in keys.items()}
-    return VoicedClips(cache, keys, lengths, reused=len(lines) - len(missing), made=len(missing))
+    reused = sum(1 for key in keys.values() if key not in jobs)
+    return VoicedClips(cache, keys, lengths, reused=reused, made=len(jobs))
+
+
+# Speaking rate assumed for a voice with no clip cached yet (about 150 words a minute).
+DEFAULT_CHARACTERS_PER_SECOND = 14.0
+
+
+def known_lengths(lines: dict[str, str], request: VoiceRequest, cache: ClipCache) -> dict[str, int | None]:
+    """Each line's clip length from the cache, or None where it has not been voiced yet."""
+    return {text: cache.length(key) for text, key in line_keys(lines, request).items()}
+
+
+def estimate_lengths(known: dict[str, int | None], speed: float) -> dict[str, int]:
+    """Fill the gaps in `known` from this voice's own pace in the clips it has, or a typical pace."""
+    voiced = {text: length for text, length in known.items() if length is not None}
+    characters = sum(len(text) for text in voiced)
+    if characters:
+        per_character = sum(voiced.values()) / characters
+    else:
+        per_character = audio.SAMPLE_RATE / (DEFAULT_CHARACTERS_PER_SECOND * speed)
+    return {text: length if length is not None else round(len(text) * per_character) for text, length in known.items()}

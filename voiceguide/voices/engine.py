@@ -14,9 +14,10 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class VoiceInfo:
-    id: str
-    name: str
+    id: str  # what the engine loads
+    name: str  # what a routine's `voice.name` gives
     languages: tuple[str, ...]
+    version: str = ""  # for voices read from a file: changes with the file (part of clip keys)
 
 
 class Engine(ABC):
@@ -31,6 +32,11 @@ class Engine(ABC):
 
         Must be cheap: it is read in the build process, without loading the engine.
         """
+
+    @classmethod
+    @abstractmethod
+    def voices(cls) -> list[VoiceInfo]:
+        """Every voice this engine can load here. May load the engine, so it runs in a worker."""
 
     @abstractmethod
     def __init__(self, voice: str | None, language: str):
@@ -50,18 +56,30 @@ def pick_voice(voices: list[VoiceInfo], wanted: str | None, language: str) -> Vo
         for voice in voices:
             if wanted.lower() in (voice.id.lower(), voice.name.lower()):
                 return voice
-        names = [voice.name for voice in voices]
-        close = difflib.get_close_matches(wanted, names, n=3, cutoff=0.5)
-        hint = f"close matches: {', '.join(close)}" if close else "run 'voiceguide voices' to list them"
-        raise LookupError(f"no voice named {wanted!r}; {hint}")
+        raise LookupError(f"no voice named {wanted!r}; {close_matches_hint(voices, wanted)}")
     base = language.split("-")[0]
     for matches in (
         lambda voice: language in voice.languages,
         lambda voice: voice.id.lower().rsplit("/", 1)[-1] in (language, base),
         lambda voice: base in voice.languages,
-        lambda voice: any(lang.split("-")[0] == base for lang in voice.languages),
+        lambda voice: speaks(voice, language),
     ):
         for voice in voices:
             if matches(voice):
                 return voice
     raise LookupError(f"no voice for language {language!r}")
+
+
+def speaks(voice: VoiceInfo, language: str) -> bool:
+    """Whether `voice` speaks `language` or a variant of it (fr matches fr-fr and fr-be)."""
+    base = language.split("-")[0]
+    return any(lang.split("-")[0] == base for lang in voice.languages)
+
+
+def close_matches_hint(voices: list[VoiceInfo], wanted: str) -> str:
+    """'close matches: A, B' for names near `wanted` (or containing it), or how to list them all."""
+    by_lower = {voice.name.lower(): voice.name for voice in voices}
+    containing = [name for lower, name in by_lower.items() if wanted.lower() in lower]
+    similar = [by_lower[lower] for lower in difflib.get_close_matches(wanted.lower(), list(by_lower), n=3, cutoff=0.5)]
+    close = list(dict.fromkeys(similar + containing))[:3]
+    return f"close matches: {', '.join(close)}" if close else "run 'voiceguide voices' to list them"

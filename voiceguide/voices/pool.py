@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import subprocess
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from voiceguide.errors import SynthesisError, VoiceguideError
+from voiceguide.voices.engine import VoiceInfo
 
 STARTUP_SECONDS = 60.0
 
@@ -26,10 +28,31 @@ class Job:
 
 @dataclass(frozen=True)
 class VoiceRequest:
+    """A chosen voice (see choice.py), how fast it speaks, and how it says particular words."""
+
     engine: str
-    voice: str | None
+    voice: VoiceInfo
     language: str
     speed: float
+    pronounce: dict[str, str] = field(default_factory=dict)  # word -> spoken form
+    note: str = field(default="", compare=False)  # why this voice, when `auto` chose it
+
+    def spoken(self, text: str) -> str:
+        """`text` as the engine gets it: each word in `pronounce` (whole word, any case) respelled."""
+        if not self.pronounce:
+            return text
+        spellings = {word.lower(): spoken for word, spoken in self.pronounce.items()}
+        words = "|".join(re.escape(word) for word in sorted(spellings, key=len, reverse=True))
+        whole_words = rf"(?<!\w)(?:{words})(?!\w)"
+        return re.sub(whole_words, lambda match: spellings[match[0].lower()], text, flags=re.IGNORECASE)
+
+    @property
+    def label(self) -> str:
+        """The engine and voice, as recorded in the MP3's tags: 'piper en_US-joe-medium'."""
+        return f"{self.engine} {self.voice.name}"
+
+    def __str__(self) -> str:
+        return self.label + (f" ({self.note})" if self.note else "")
 
 
 class ClipRejected(Exception):
@@ -50,7 +73,7 @@ class _Worker:
 
     def __init__(self, request: VoiceRequest):
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        command = [sys.executable, "-m", "voiceguide.voices.worker", request.engine, request.voice or "-", request.language]
+        command = [sys.executable, "-m", "voiceguide.voices.worker", request.engine, request.voice.id, request.language]
         self.command = " ".join(command)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1

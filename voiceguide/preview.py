@@ -1,0 +1,92 @@
+"""Preview: one step's narration in the chosen voice, for trying voices and speeds quickly.
+
+The clips come from (and go into) the build's clip cache, so a preview's lines are ready for the
+build. Playing uses an audio player already on the system; without one the file is still written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from voiceguide import audio, routine as routines
+from voiceguide.build import Progress, voice_clips, voice_request
+from voiceguide.errors import VoiceguideError
+from voiceguide.export import encode_mp3
+from voiceguide.files import atomic_path
+from voiceguide.timeline import LINE_GAP, spoken_lines
+from voiceguide.voices.choice import VoiceOverride
+from voiceguide.voices.pool import VoiceRequest
+
+PLAYERS = ("afplay", "pw-play", "paplay", "aplay")  # each plays the WAV file it is given
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    output: Path
+    length: int  # samples
+    played: str | None  # how it was played, or why it was not; None when not asked to play
+
+
+def preview(
+    routine_path: Path,
+    step: int = 1,
+    output_dir: Path = Path("build"),
+    voice: VoiceOverride = VoiceOverride(),
+    workers: int | None = None,
+    play: bool = True,
+    progress: Progress = lambda stage, done, total: None,
+    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
+) -> PreviewResult:
+    """Write step STEP's narration (1 = the first step) to OUTPUT_DIR/NAME-preview-stepSTEP.mp3, and play it."""
+    routine = routines.load(routine_path)
+    if not 1 <= step <= len(routine.steps):
+        raise VoiceguideError(f"{routine_path} has steps 1 to {len(routine.steps)}; there is no step {step}")
+    lines = routine.steps[step - 1].say
+    request = voice_request(routine, voice)
+    on_voice(request)
+    labels = spoken_lines(routine)
+    clips = voice_clips({text: labels[text] for text in lines}, request, output_dir, workers, progress)
+    parts = [clips.read(lines[0])]
+    for text in lines[1:]:
+        parts += [np.zeros(LINE_GAP, dtype=np.int16), clips.read(text)]
+    samples = np.concatenate(parts)
+    target = output_dir / f"{routine.name}-preview-step{step}.mp3"
+    with atomic_path(target) as temporary, temporary.open("wb") as file:
+        encode_mp3([samples], file)
+    return PreviewResult(target, len(samples), play_samples(samples) if play else None)
+
+
+def play_samples(samples: np.ndarray) -> str:
+    """Play through the system's audio; returns what happened, in a few words."""
+    with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
+        wav = Path(folder) / "preview.wav"
+        audio.write_wav(wav, samples)
+        if sys.platform == "win32":
+            import winsound
+
+            try:
+                winsound.PlaySound(str(wav), winsound.SND_FILENAME)
+            except RuntimeError as error:
+                return f"not played: {error}"
+            return "played"
+        player = next((name for name in PLAYERS if shutil.which(name)), None)
+        if player is None:
+            return f"not played: no audio player found (looked for {', '.join(PLAYERS)})"
+        try:
+            done = subprocess.run(
+                [player, str(wav)], capture_output=True, text=True, timeout=audio.seconds(len(samples)) + 10
+            )
+        except subprocess.TimeoutExpired:
+            return f"not played: {player} did not finish"
+    if done.returncode:
+        said = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        return f"not played: {player} found no audio device ({said})"
+    return f"played with {player}"

