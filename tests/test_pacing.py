@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from voiceguide import audio, sounds
-from voiceguide.render import BED_FADE, DUCK_DB, DUCK_RAMP, VOICE_RMS_DBFS, render
+from voiceguide.loudness import TARGET_LUFS, integrated_loudness
+from voiceguide.render import BED_FADE, DUCK_DB, DUCK_RAMP, render
 from voiceguide.routine import Background
 from voiceguide.timeline import Event, Timeline
 
@@ -27,7 +28,7 @@ def bed_timeline(seconds: float, events=(), level=-20.0, sound="rain") -> Timeli
 def test_bed_sits_at_its_level_below_the_voice():
     samples = rendered(bed_timeline(30, level=-20))
     middle = samples[10 * SECOND : 20 * SECOND]
-    assert level_db(middle) == pytest.approx(VOICE_RMS_DBFS - 20, abs=1.0)
+    assert integrated_loudness(middle) == pytest.approx(TARGET_LUFS - 20, abs=1.0)
 
 
 def test_bed_fades_in_and_out():

@@ -60,15 +60,19 @@ def image_mime(data: bytes) -> str | None:
 
 def check_image(path: Path) -> None:
     """ValueError with a message for the user unless `path` is a PNG or JPEG file of fitting size."""
-    if not path.is_file():
-        raise ValueError(f"image {path.name!r} does not exist (looked in {path.parent})")
-    size = path.stat().st_size
+    try:
+        if not path.is_file():
+            raise ValueError(f"image {path.name!r} does not exist (looked in {path.parent})")
+        size = path.stat().st_size
+        with path.open("rb") as file:
+            start = file.read(8)
+    except OSError as error:
+        raise ValueError(f"cannot read image {path.name[:80]!r}: {error.strerror}") from None
     if size > MAX_IMAGE_BYTES:
         limit = MAX_IMAGE_BYTES // 1_000_000
         raise ValueError(f"image {path.name!r} is {size / 1e6:.1f} MB; use one of at most {limit} MB")
-    with path.open("rb") as file:
-        if image_mime(file.read(8)) is None:
-            raise ValueError(f"{path.name!r} is not a PNG or JPEG image")
+    if image_mime(start) is None:
+        raise ValueError(f"{path.name!r} is not a PNG or JPEG image")
 
 
 def artwork(title: str, image: Path | None) -> Artwork:

@@ -13,14 +13,14 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from voiceguide import audio, soundgen, sounds
+from voiceguide import audio, loudness, soundgen, sounds
 from voiceguide.routine import Background
 from voiceguide.timeline import Event, Timeline
 
 BLOCK = audio.SAMPLE_RATE  # one second of audio per block
 AUDIBLE = ("speech", "sound", "breath")
 
-VOICE_RMS_DBFS = -20.0  # where a voice clip sits; a bed's level is relative to it
+BREATH_LUFS = loudness.SOUND_LUFS - 4  # breathing tones pace gently, softer than a chime
 BED_FADE = audio.samples(4.0)
 DUCK_DB = -8.0  # how far the bed dips under speech
 DUCK_RAMP = audio.samples(0.4)  # how long the dip takes to go down, and to come back
@@ -31,7 +31,8 @@ def breath_tone(direction: str, length: int) -> np.ndarray:
     """A rising (in) or falling (out) tone exactly `length` samples long."""
     make = soundgen.breathe_in if direction == "in" else soundgen.breathe_out
     tone = np.round(make(audio.seconds(length)) * audio.FULL_SCALE).astype(np.int16)
-    return tone[:length] if len(tone) >= length else np.pad(tone, (0, length - len(tone)))
+    tone = tone[:length] if len(tone) >= length else np.pad(tone, (0, length - len(tone)))
+    return loudness.level(tone, BREATH_LUFS, loudness.SOUND_PEAK)
 
 
 class _Bed:
@@ -39,8 +40,8 @@ class _Bed:
 
     def __init__(self, background: Background, timeline: Timeline):
         self.loop = sounds.load(background.sound).astype(np.float32)
-        bed_rms_db = 20 * np.log10(max(float(np.sqrt(np.mean(self.loop**2))), 1.0) / audio.FULL_SCALE)
-        self.gain = 10 ** ((VOICE_RMS_DBFS + background.level - bed_rms_db) / 20)
+        bed_loudness = loudness.integrated_loudness(self.loop / 32768)
+        self.gain = loudness.gain(loudness.TARGET_LUFS + background.level - bed_loudness)
         speech = sorted((event.start, event.end) for event in timeline.events if event.kind == "speech")
         self.speech_starts = [start for start, _ in speech]
         self.speech_ends = [end for _, end in speech]

@@ -32,17 +32,19 @@ def resolve(spec: str, folder: Path) -> Path:
     Raises ValueError with a message fit for the user when there is no such sound or the file
     is not audio.
     """
-    if builtin_path(spec).is_file():
+    if spec in builtin_names():
         return builtin_path(spec)
     path = (folder / spec).expanduser()
-    if not path.suffix and not path.exists():
-        raise ValueError(f"unknown sound {spec!r}; built-in sounds are {', '.join(builtin_names())}, or give a path to an audio file")
-    if not path.is_file():
-        raise ValueError(f"sound file {spec!r} does not exist (looked in {folder})")
     try:
+        if not path.suffix and not path.exists():
+            raise ValueError(f"unknown sound {spec!r}; built-in sounds are {', '.join(builtin_names())}, or give a path to an audio file")
+        if not path.is_file():
+            raise ValueError(f"sound file {spec!r} does not exist (looked in {folder})")
         miniaudio.get_file_info(str(path))
     except miniaudio.DecodeError:
         raise ValueError(f"sound file {spec!r} is not a readable audio file ({', '.join(AUDIO_SUFFIXES)})") from None
+    except OSError as error:
+        raise ValueError(f"sound file {spec!r} cannot be read: {error.strerror}") from None
     return path
 
 
