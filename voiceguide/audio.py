@@ -43,14 +43,6 @@ def stream_file(path: Path) -> Iterator[np.ndarray]:
         yield np.frombuffer(chunk, dtype=np.int16)
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """A WAV file already in the internal format (cache entries), read without resampling."""
-    with wave.open(str(path), "rb") as wav:
-        if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
-            raise ValueError(f"{path} is not {SAMPLE_RATE} Hz mono 16-bit")
-        return np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16).copy()
-
-
 def write_wav(path: Path, audio: np.ndarray) -> None:
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)

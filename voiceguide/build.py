@@ -1,4 +1,7 @@
-"""The build: load, voice, plan, render, export, as one linear function."""
+"""The build: load, voice, plan, render, export, as one linear function.
+
+It first checks whether the output is up to date (provenance.py): then nothing is built.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,12 @@ from typing import Callable
 
 import numpy as np
 
-from voiceguide import audio, cover, loudness, routine as routines, sounds
+from voiceguide import audio, cover, loudness, provenance, routine as routines, sounds
 from voiceguide.export import Tags, encode_mp3, write_tags
-from voiceguide.files import atomic_path
+from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import render
-from voiceguide.sidecars import write_sidecars
+from voiceguide.sidecars import timeline_document, write_sidecars
 from voiceguide.timeline import Event, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_lines
@@ -45,6 +48,7 @@ class BuildResult:
     files: list[Path]  # written beside the MP3: sidecars, and the M4B when asked for
     loudness: float  # LUFS, integrated, of the MP3 as a player decodes it
     true_peak: float  # dBTP, likewise
+    changes: tuple[str, ...]  # what differs from the previous build, in words (see provenance.changes)
 
 
 def sound_length(path: Path) -> int:
@@ -88,31 +92,55 @@ def voice_clips(
     )
 
 
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build: where to, how long, in which voice and formats, and whether to build even when up to date."""
+
+    output_dir: Path = Path("build")  # the MP3 and its sidecars; the clip cache in its cache/ subfolder
+    length: int | None = None  # samples; None keeps the routine's own length
+    fill_repeat: bool = False
+    voice: VoiceOverride = VoiceOverride()
+    m4b: bool = False  # make an M4B audiobook too (ffmpeg must be on PATH)
+    workers: int | None = None  # synthesis processes; None for one per core
+    force: bool = False  # build even when the output is up to date
+
+    def recorded(self) -> dict:
+        """The options that shape the output besides the voice (which is recorded as chosen)."""
+        return {"length": self.length, "fill_repeat": self.fill_repeat, "m4b": self.m4b}
+
+
+@dataclass(frozen=True)
+class UpToDate:
+    """Nothing the output is made from changed since it was built, and its files are as written."""
+
+    output: Path
+
+
 def build(
     routine_path: Path,
-    output_dir: Path = Path("build"),
-    workers: int | None = None,
+    options: BuildOptions = BuildOptions(),
     progress: Progress = lambda stage, done, total: None,
-    length: int | None = None,
-    fill_repeat: bool = False,
-    voice: VoiceOverride = VoiceOverride(),
     on_voice: Callable[[VoiceRequest], None] = lambda request: None,
-    m4b: bool = False,
-) -> BuildResult:
-    """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length in samples).
+) -> BuildResult | UpToDate:
+    """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length), unless it is up to date.
 
-    The clip cache lives in OUTPUT_DIR/cache. `on_voice` hears which voice was chosen before
-    any voicing starts. With `m4b`, an M4B audiobook is made too (ffmpeg must be on PATH).
+    `on_voice` hears which voice was chosen before any voicing starts.
     """
     started = time.perf_counter()
+    routine_digest = provenance.file_digest(routine_path)  # before loading: a save from now on is seen next time
     routine = routines.load(routine_path)
-    ffmpeg = find_ffmpeg() if m4b else None
-    request = voice_request(routine, voice)
+    remove_stale_temporaries(options.output_dir)
+    ffmpeg = find_ffmpeg() if options.m4b else None
+    request = voice_request(routine, options.voice)
+    target = options.output_dir / f"{output_name(routine, options.length)}.mp3"
+    previous = provenance.previous_build(target)
+    inputs = provenance.record(routine, routine_digest, request, options.recorded())
+    if not options.force and provenance.up_to_date(previous, inputs, target.parent):
+        return UpToDate(target)
     log.info("voicing %s with %s", routine_path, request)
     on_voice(request)
-    clips = voice_clips(spoken_lines(routine), request, output_dir, workers, progress)
-    timeline = plan(routine, clips.lengths, sound_length, length, fill_repeat)
-    target = output_dir / f"{output_name(routine, length)}.mp3"
+    clips = voice_clips(spoken_lines(routine), request, options.output_dir, options.workers, progress)
+    timeline = plan(routine, clips.lengths, sound_length, options.length, options.fill_repeat)
     log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
     tags = Tags(
         title=routine.title, artist=routine.author, comment=routine.description, language=routine.language,
@@ -122,14 +150,16 @@ def build(
     boost = loudness.boost_to_target(first_pass)
     with atomic_path(target) as temporary:
         meter = _encode(temporary, tags, timeline, _sources(clips), boost, progress)
-    files = write_sidecars(target, timeline, routine, tags.artwork)
+    made = [target]
     if ffmpeg:
         log.info("encoding %s", target.with_suffix(".m4b"))
         write_m4b(target, target.with_suffix(".m4b"), tags, timeline.chapters, ffmpeg)
-        files.append(target.with_suffix(".m4b"))
+        made.append(target.with_suffix(".m4b"))
+    files = write_sidecars(target, timeline, routine, tags.artwork, inputs, made) + made[1:]
+    changes = provenance.changes(previous, inputs, timeline_document(timeline, routine, target.name))
     elapsed = time.perf_counter() - started
     return BuildResult(
-        target, timeline, clips.reused, clips.made, elapsed, files, meter.integrated(), meter.true_peak()
+        target, timeline, clips.reused, clips.made, elapsed, files, meter.integrated(), meter.true_peak(), changes
     )
 
 

@@ -7,19 +7,26 @@ exit status 2; nothing else here knows how the work is done.
 from __future__ import annotations
 
 import functools
+import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import click
 
 from voiceguide import __version__, audio
 from voiceguide import routine as routines
-from voiceguide.build import build as build_routine, plan_routine
+from voiceguide.batch import Outcome, build_routines, prune_cache
+from voiceguide.build import BuildOptions, UpToDate, plan_routine
 from voiceguide.errors import VoiceguideError, RoutineError
 from voiceguide.play import Track, play as play_track
 from voiceguide.preview import preview
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
+from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride, list_voices
+from voiceguide.watch import watch as watch_routines
 
 EXIT_USER_ERROR = 2
 
@@ -31,12 +38,9 @@ def _user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except RoutineError as error:
-            for problem in error.problems:
-                click.echo(f"error: {problem}", err=True)
-            sys.exit(EXIT_USER_ERROR)
         except VoiceguideError as error:
-            click.echo(f"error: {error}", err=True)
+            for line in _error_lines(error):
+                click.echo(f"error: {line}", err=True)
             sys.exit(EXIT_USER_ERROR)
         except KeyboardInterrupt:
             click.echo("\ninterrupted; earlier outputs are unchanged", err=True)
@@ -45,23 +49,53 @@ def _user_errors(command):
     return wrapper
 
 
+def _error_lines(error: VoiceguideError) -> list[str]:
+    """One line per problem: a routine's problems each name their file, line and column."""
+    return error.problems if isinstance(error, RoutineError) else [str(error)]
+
+
 class _TerminalProgress:
-    """A one-line progress display on a terminal; silent when stderr is a pipe or --quiet."""
+    """A progress bar on a terminal: the stage, the bar, done/total and the time left, redrawn in place.
+
+    Silent with --quiet, and plain when stderr is a pipe or a dumb terminal: nothing is drawn,
+    so logs get no carriage returns; the summary lines still say what was done.
+    """
 
     UNITS = {"voicing": "clips", "measuring": "s of audio", "rendering": "s of audio"}
+    WIDTH = 24  # characters in the bar
+    REDRAW_SECONDS = 0.1
 
     def __init__(self, enabled: bool):
-        self.enabled = enabled and sys.stderr.isatty()
+        self.enabled = enabled and sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
         self.shown = False
+        self.stage = ""
+        self.started = 0.0
+        self.drawn = -float("inf")
+        self.done = 0
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.enabled:
-            click.echo(f"\r{stage} {done}/{total} {self.UNITS[stage]}\x1b[K", err=True, nl=False)
-            self.shown = True
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if stage != self.stage or done < self.done:  # a new stage, or the next routine's
+            self.stage, self.started = stage, now
+        self.done = done
+        if now - self.drawn < self.REDRAW_SECONDS and done < total:
+            return
+        self.drawn = now
+        filled = round(self.WIDTH * done / total) if total else self.WIDTH
+        elapsed = now - self.started
+        left = ""
+        if 0 < done < total and elapsed >= 1:
+            left = f", {_clock(audio.samples(elapsed * (total - done) / done))} left"
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        click.echo(f"\r{stage} [{bar}] {done}/{total} {self.UNITS[stage]}{left}\x1b[K", err=True, nl=False)
+        self.shown = True
 
     def clear(self) -> None:
         if self.shown:
             click.echo("\r\x1b[K", err=True, nl=False)
+            self.shown = False
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -74,6 +108,13 @@ def main() -> None:
       voiceguide validate routines/back-pain-relief.yaml
       voiceguide build routines/back-pain-relief.yaml    # -> build/back-pain-relief.mp3
     """
+    # A polite kill (SIGTERM) unwinds like Ctrl-C, so half-written files are removed on the way out.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 class _Duration(click.ParamType):
@@ -150,50 +191,152 @@ def _echo_warnings(timeline) -> None:
         click.echo(f"note: {note}", err=True)
 
 
-@main.command()
-@click.argument("routine", type=click.Path(path_type=Path))
-@_output_dir_option
-@_length_options
-@_voice_options
-@_jobs_option
-@click.option("--format", "formats", type=click.Choice(["mp3", "m4b"]), multiple=True,
-              help="m4b: also make NAME.m4b, an audiobook with the same chapters (needs ffmpeg).")
-@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@_user_errors
-def build(
-    routine: Path, output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
-    formats: tuple[str, ...], quiet: bool,
-) -> None:
-    """Build ROUTINE into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with --length 20m).
+def _format_option(command):
+    return click.option(
+        "--format", "formats", type=click.Choice(["mp3", "m4b"]), multiple=True,
+        help="m4b: also make NAME.m4b, an audiobook with the same chapters (needs ffmpeg).",
+    )(command)
 
-    Each step is narrated, followed by its hands-on hold and its transition sound. Clips are
-    cached by content, so a rebuild after an edit voices only the lines that changed. Beside
-    the MP3 come NAME.html (a player page), NAME.vtt (captions), NAME.md (a script to print)
-    and NAME.json (the timeline).
 
-    \b
-    Examples:
-      voiceguide build routines/back-pain-relief.yaml
-      voiceguide build routines/back-pain-relief.yaml --length 30m
-      voiceguide build routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
-      voiceguide build routines/back-pain-relief.yaml --format m4b
-    """
-    progress = _TerminalProgress(enabled=not quiet)
-    try:
-        result = build_routine(
-            routine, output_dir, workers=jobs, progress=progress, length=length, fill_repeat=fill == "repeat",
-            voice=voice, on_voice=_announce(quiet), m4b="m4b" in formats,
-        )
-    finally:
-        progress.clear()
-    if not quiet:
+def _quiet_option(command):
+    return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
+
+
+def _routines_argument(command):
+    return click.argument("paths", metavar="[ROUTINE|FOLDER]...", nargs=-1, type=click.Path(path_type=Path))(command)
+
+
+def _several(paths: tuple[Path, ...]) -> bool:
+    """Whether PATHS may hold more than one routine: then errors name their routine, and a total is printed."""
+    return len(paths) != 1 or paths[0].is_dir()
+
+
+class _Report:
+    """What build and watch print for each routine: its voice, a summary line, what changed; errors on stderr."""
+
+    def __init__(self, quiet: bool, several: bool):
+        self.quiet = quiet
+        self.several = several
+        self.progress = _TerminalProgress(enabled=not quiet)
+        self.voice = _announce(quiet)
+
+    def saved(self, routine: Path, files: list[Path]) -> None:
+        if not self.quiet:
+            click.echo(f"saved: {', '.join(str(path) for path in files)}")
+
+    def outcome(self, outcome: Outcome) -> None:
+        self.progress.clear()
+        if outcome.error is not None:
+            named = not self.several or isinstance(outcome.error, RoutineError)  # a routine's problems name it
+            for line in _error_lines(outcome.error):
+                click.echo(f"error: {'' if named else f'{outcome.routine}: '}{line}", err=True)
+            return
+        if self.quiet:
+            return
+        result = outcome.result
+        if isinstance(result, UpToDate):
+            click.echo(f"up to date: {result.output}")
+            return
         _echo_warnings(result.timeline)
         click.echo(
             f"built {result.output} ({_duration(result.timeline.length)}, {len(result.timeline.chapters)} chapters, "
             f"{result.loudness:.1f} LUFS, {result.true_peak:.1f} dBTP): "
             f"{result.clips_reused} clips reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
+        if result.changes:
+            click.echo(f"changed: {'; '.join(result.changes)}")
         click.echo(f"beside it: {', '.join(path.name for path in result.files)}")
+
+    def total(self, outcomes: list[Outcome]) -> None:
+        failed = sum(1 for outcome in outcomes if outcome.error is not None)
+        if self.several and not self.quiet:
+            fresh = sum(1 for outcome in outcomes if isinstance(outcome.result, UpToDate))
+            built = len(outcomes) - failed - fresh
+            click.echo(f"{_count(len(outcomes), 'routine')}: {built} built, {fresh} up to date, {failed} failed")
+        if failed:
+            sys.exit(EXIT_USER_ERROR)
+
+
+@main.command()
+@_routines_argument
+@_output_dir_option
+@_length_options
+@_voice_options
+@_jobs_option
+@_format_option
+@click.option("--force", is_flag=True, help="Build even the routines that are up to date.")
+@_quiet_option
+@_user_errors
+def build(
+    paths: tuple[Path, ...], output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
+    formats: tuple[str, ...], force: bool, quiet: bool,
+) -> None:
+    """Build routines into MP3s with chapters; those already up to date are skipped.
+
+    Builds each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is given), into
+    OUTPUT_DIR/NAME.mp3. Each step is narrated, followed by its hands-on hold and its transition sound. Beside the
+    MP3 come NAME.html (a player page), NAME.vtt (captions), NAME.md (a script to print) and
+    NAME.json (the timeline, and what the build was made from). With --length 20m the track is
+    NAME-20m.mp3.
+
+    A routine whose inputs did not change since its last build (the routine, the sounds and
+    cover it uses, the voice, these options, voiceguide's version) is up to date and is not
+    built again; --force builds it anyway. Clips are cached by content, so a rebuild after an
+    edit voices only the lines that changed. A routine with errors does not stop the others;
+    the exit status is 2 if any failed.
+
+    \b
+    Examples:
+      voiceguide build                                   # every routine in routines/
+      voiceguide build routines/back-pain-relief.yaml
+      voiceguide build routines/back-pain-relief.yaml --length 30m
+      voiceguide build routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
+      voiceguide build routines/back-pain-relief.yaml --format m4b
+    """
+    report = _Report(quiet, _several(paths))
+    options = BuildOptions(output_dir, length, fill == "repeat", voice, "m4b" in formats, jobs, force)
+    try:
+        outcomes = build_routines(paths, options, report.progress, report.voice, report.outcome)
+    finally:
+        report.progress.clear()
+    report.total(outcomes)
+
+
+@main.command(name="watch")
+@_routines_argument
+@_output_dir_option
+@_length_options
+@_voice_options
+@_jobs_option
+@_format_option
+@_quiet_option
+@_user_errors
+def watch_command(
+    paths: tuple[Path, ...], output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
+    formats: tuple[str, ...], quiet: bool,
+) -> None:
+    """Build routines, then again whenever one (or a sound or cover it uses) is saved.
+
+    Takes what 'build' takes. It says which file was saved, what changed and where the new MP3 is. A routine saved with
+    an error gets the error printed and keeps its last good MP3; it is built again when fixed.
+    Files are checked twice a second. Ctrl-C stops.
+
+    \b
+    Examples:
+      voiceguide watch                                   # every routine in routines/
+      voiceguide watch routines/back-pain-relief.yaml --engine pyttsx3
+    """
+    report = _Report(quiet, _several(paths))
+    if not quiet:
+        click.echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
+    try:
+        watch_routines(
+            paths, BuildOptions(output_dir, length, fill == "repeat", voice, "m4b" in formats, jobs),
+            report.progress, report.voice, report.outcome, report.saved,
+        )
+    except KeyboardInterrupt:
+        report.progress.clear()
+        click.echo("stopped watching")
 
 
 def _duration(samples: int) -> str:
@@ -373,3 +516,52 @@ def play_command(track: Path) -> None:
         return
     display.clear()
     click.echo(f"played {track} ({routines.format_duration(played.length)})")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+@main.group(name="cache", invoke_without_command=True)
+@_output_dir_option
+@click.pass_context
+@_user_errors
+def cache_command(context: click.Context, output_dir: Path) -> None:
+    """Show how many clips the clip cache (OUTPUT_DIR/cache) holds, and their size; 'prune' tidies it.
+
+    \b
+    Examples:
+      voiceguide cache
+      voiceguide cache prune
+    """
+    if context.invoked_subcommand is None:
+        usage = ClipCache(output_dir / "cache").usage()
+        click.echo(f"{output_dir / 'cache'}: {_count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
+
+
+@cache_command.command(name="prune")
+@_routines_argument
+@_output_dir_option
+@_user_errors
+def prune_command(paths: tuple[Path, ...], output_dir: Path) -> None:
+    """Remove the clips that no routine uses any more.
+
+    The routines are each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is
+    given). A routine keeps the clips of its lines in the voice it gets by default, and in the voice
+    its outputs in OUTPUT_DIR were last built with (say, with --engine). Nothing is removed if
+    a routine has errors.
+
+    \b
+    Examples:
+      voiceguide cache prune
+      voiceguide cache prune routines/ my-routines/
+    """
+    result = prune_cache(paths, output_dir)
+    click.echo(
+        f"removed {_count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) that no routine uses; "
+        f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {_count(result.routines, 'routine')}"
+    )

@@ -11,6 +11,37 @@ from typing import Iterator
 from voiceguide.errors import OutputError
 
 
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def remove_stale_temporaries(folder: Path) -> int:
+    """Remove temporary files left under `folder` by builds that were killed; returns how many.
+
+    A temporary name carries the writing process's id, so one still being written by a live
+    build (two builds may share a folder) is left alone.
+    """
+    if os.name != "posix" or not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.rglob(f".*{TEMPORARY_SUFFIX}"):
+        parts = path.name.split(".")
+        pid = next((int(part) for part in reversed(parts[:-2]) if part.isdigit()), None)
+        if pid is not None and not _alive(pid):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -18,14 +49,15 @@ def _umask() -> int:
 
 
 @contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path, keep_existing: bool = False) -> Iterator[Path]:
     """A temporary path beside `target`, renamed onto it if the block succeeds, removed otherwise.
 
-    So a failed or interrupted write leaves the previous file intact.
+    So a failed or interrupted write leaves the previous file intact. With `keep_existing`, a
+    target that exists by then (written by another process meanwhile) is kept as it is.
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX)
         os.close(handle)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     except OSError as error:
@@ -33,7 +65,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
     temporary_path = Path(temporary)
     try:
         yield temporary_path
-        os.replace(temporary_path, target)
+        if keep_existing:
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary_path, target)
+        else:
+            os.replace(temporary_path, target)
     except OSError as error:
         raise OutputError(f"cannot write {target}: {error.strerror}") from None
     finally:

@@ -1,8 +1,9 @@
 """Sidecars: the files written beside the MP3, for players, tools and people.
 
-NAME.json is the timeline; NAME.vtt has every spoken line as a caption; NAME.md is a printable
-script with timestamps for practising; NAME.html is a player page that works offline from the
-file system. All are made from the timeline, so their times match the MP3 to the millisecond.
+NAME.json is the timeline, and what the build was made from; NAME.vtt has every spoken line as
+a caption; NAME.md is a printable script with timestamps for practising; NAME.html is a player
+page that works offline from the file system. All are made from the timeline, so their times
+match the MP3 to the millisecond.
 """
 
 from __future__ import annotations
@@ -18,28 +19,33 @@ from pathlib import Path
 from voiceguide import audio
 from voiceguide.cover import Artwork
 from voiceguide.files import atomic_path
+from voiceguide.provenance import BUILT_FROM, OUTPUTS, output_digests
 from voiceguide.routine import Routine, format_duration
 from voiceguide.timeline import Event, Timeline
 
-SUFFIXES = (".json", ".vtt", ".md", ".html")
 
+def write_sidecars(
+    mp3: Path, timeline: Timeline, routine: Routine, artwork: Artwork, built_from: dict, made: list[Path]
+) -> list[Path]:
+    """Write NAME.vtt, NAME.md and NAME.html beside `mp3`, then NAME.json, each atomically.
 
-def write_sidecars(mp3: Path, timeline: Timeline, routine: Routine, artwork: Artwork) -> list[Path]:
-    """Write NAME.json, NAME.vtt, NAME.md and NAME.html beside `mp3`, each atomically."""
+    NAME.json comes last: besides the timeline, it records what the outputs were built from
+    (`built_from`) and a digest of each (the files in `made`, and the other sidecars), so the
+    next build can tell whether they are up to date. Returns the sidecars, NAME.json first.
+    """
     document = timeline_document(timeline, routine, mp3.name)
-    contents = {
-        ".json": json.dumps(document, indent=2, ensure_ascii=False) + "\n",
-        ".vtt": webvtt(timeline),
-        ".md": script(document),
-        ".html": player_page(document, artwork),
-    }
-    written = []
-    for suffix in SUFFIXES:
-        target = mp3.with_suffix(suffix)
-        with atomic_path(target) as temporary:
-            temporary.write_text(contents[suffix], encoding="utf-8")
-        written.append(target)
-    return written
+    pages = {".vtt": webvtt(timeline), ".md": script(document), ".html": player_page(document, artwork)}
+    for suffix, text in pages.items():
+        _write(mp3.with_suffix(suffix), text)
+    others = [mp3.with_suffix(suffix) for suffix in pages]
+    recorded = {**document, BUILT_FROM: built_from, OUTPUTS: output_digests([*made, *others])}
+    _write(mp3.with_suffix(".json"), json.dumps(recorded, indent=2, ensure_ascii=False) + "\n")
+    return [mp3.with_suffix(".json"), *others]
+
+
+def _write(target: Path, text: str) -> None:
+    with atomic_path(target) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 def _seconds(sample: int) -> float:

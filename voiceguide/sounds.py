@@ -48,9 +48,27 @@ def resolve(spec: str, folder: Path) -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=32)
 def load(path: Path) -> np.ndarray:
-    """A sound as int16 mono at the internal rate, decoded once per process."""
+    """A sound as int16 mono at the internal rate, decoded once per process while the file stays as it is."""
+    return _decoded(path, _identity(path))
+
+
+def levelled(path: Path) -> np.ndarray:
+    """A sound at its set level below the voice (loudness.SOUND_LUFS), so no sound startles."""
+    return _levelled(path, _identity(path))
+
+
+def _identity(path: Path) -> tuple[int, ...]:
+    """What tells a file saved again from the one decoded before (watch mode keeps one process running)."""
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise VoiceguideError(f"{path}: cannot read sound file: {error.strerror}") from None
+    return status.st_mtime_ns, status.st_ctime_ns, status.st_size, status.st_ino
+
+
+@functools.lru_cache(maxsize=32)
+def _decoded(path: Path, identity: tuple[int, ...]) -> np.ndarray:
     try:
         samples = audio.decode_file(path)
     except (miniaudio.DecodeError, OSError) as error:
@@ -60,8 +78,7 @@ def load(path: Path) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def levelled(path: Path) -> np.ndarray:
-    """A sound at its set level below the voice (loudness.SOUND_LUFS), so no sound startles."""
-    samples = loudness.level(load(path), loudness.SOUND_LUFS, loudness.SOUND_PEAK)
+def _levelled(path: Path, identity: tuple[int, ...]) -> np.ndarray:
+    samples = loudness.level(_decoded(path, identity), loudness.SOUND_LUFS, loudness.SOUND_PEAK)
     samples.setflags(write=False)
     return samples

@@ -49,9 +49,12 @@ def voice_key(request: VoiceRequest) -> str:
     )
 
 
-def line_keys(lines: Iterable[str], request: VoiceRequest) -> dict[str, str]:
-    """Each line's clip key; it covers the text as spoken, so a pronunciation fix re-voices its lines."""
-    key_prefix = voice_key(request)
+def line_keys(lines: Iterable[str], request: VoiceRequest, prefix: str | None = None) -> dict[str, str]:
+    """Each line's clip key; it covers the text as spoken, so a pronunciation fix re-voices its lines.
+
+    `prefix` is a voice_key() recorded earlier, in place of the request's own.
+    """
+    key_prefix = prefix or voice_key(request)
     return {text: clip_key(key_prefix, request.spoken(text)) for text in lines}
 
 

@@ -18,6 +18,8 @@ from voiceguide.errors import SynthesisError, VoiceguideError
 from voiceguide.voices.engine import VoiceInfo
 
 STARTUP_SECONDS = 60.0
+# How a worker process is started; its arguments (engine, voice id, language) are appended.
+WORKER_COMMAND = [sys.executable, "-m", "voiceguide.voices.worker"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ class _Worker:
 
     def __init__(self, request: VoiceRequest):
         self._stderr = tempfile.TemporaryFile(mode="w+")
-        command = [sys.executable, "-m", "voiceguide.voices.worker", request.engine, request.voice.id, request.language]
+        command = [*WORKER_COMMAND, request.engine, request.voice.id, request.language]
         self.command = " ".join(command)
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
@@ -141,7 +143,7 @@ def synthesize(
     pending: queue.Queue[Job] = queue.Queue()
     for job in jobs:
         pending.put(job)
-    failures: list[VoiceguideError] = []
+    failures: list[Exception] = []
     stop = threading.Event()
 
     def run_worker() -> None:
@@ -154,18 +156,23 @@ def synthesize(
                     except queue.Empty:
                         return
                     worker = _voice_with_retry(job, request, worker, Path(scratch), accept)
-            except VoiceguideError as error:
+            except Exception as error:  # re-raised in the calling thread below, not lost with this one
                 failures.append(error)
                 stop.set()
             finally:
                 if worker is not None:
                     worker.close()
 
-    threads = [threading.Thread(target=run_worker) for _ in range(max(1, min(workers, len(jobs))))]
+    # Daemon threads, so Ctrl-C is not held up by a clip in progress; their workers see their
+    # stdin close when this process exits, and stop.
+    threads = [threading.Thread(target=run_worker, daemon=True) for _ in range(max(1, min(workers, len(jobs))))]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
     if failures:
         raise failures[0]
 

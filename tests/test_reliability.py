@@ -1,0 +1,165 @@
+"""Faults and interruptions: engines that hang, crash or write nothing; builds killed midway;
+full disks and unwritable folders; two builds at once. Nothing is lost, and errors are one line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from voiceguide.voices import pool
+from voiceguide.voices.cache import ClipCache
+
+from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan
+
+FAULTY_WORKER = [sys.executable, str(FIXTURES / "faulty_worker.py")]
+
+
+def write_routine(folder: Path, name: str, lines: list[str], hold: str = "2s") -> Path:
+    path = folder / f"{name}.yaml"
+    steps = "".join(f"  - name: Step {i + 1}\n    say: {line}\n    hold: {hold}\n" for i, line in enumerate(lines))
+    path.write_text(f"title: {name}\nsteps:\n{steps}")
+    return path
+
+
+@pytest.fixture
+def faulty(monkeypatch, tmp_path):
+    """Run synthesis on the misbehaving worker, with a short clip timeout; returns set_fault(kind)."""
+    monkeypatch.setattr(pool, "WORKER_COMMAND", FAULTY_WORKER)
+    monkeypatch.setattr(pool, "clip_timeout", lambda text: 4.0)
+    monkeypatch.setenv("VOICEGUIDE_TEST_FAULT_MARKER", str(tmp_path / "failed-once"))
+    return lambda kind: monkeypatch.setenv("VOICEGUIDE_TEST_FAULT", kind)
+
+
+@pytest.mark.parametrize("kind", ["hang", "crash", "empty", "garbage"])
+def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, cli, tmp_path):
+    faulty(kind)
+    # Longest lines are voiced first, so the two good lines are made before the faulty one.
+    routine = write_routine(tmp_path, "faults", ["Rest your hands on the back.", "Fault.", "Breathe out slowly and fully."])
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = cli("build", routine, "-o", out, "--engine", "pyttsx3", "--jobs", "1")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: could not voice steps[1] (Step 2)")
+    assert "after a retry" in result.stderr
+    assert not list(out.glob("*.mp3"))
+    if kind == "hang":
+        assert time.monotonic() - started < 30  # two timeouts of 4 s, not an hour
+    # The clips that were made are kept: a fixed line then needs only itself voiced.
+    assert len(list((out / "cache").rglob("[!.]*.wav"))) == 2
+
+
+@pytest.mark.parametrize("kind", ["hang-once", "crash-once", "empty-once"])
+def test_engine_fault_once_is_recovered_by_the_retry(kind, faulty, cli, tmp_path):
+    faulty(kind)
+    routine = write_routine(tmp_path, "faults", ["Rest your hands.", "This line will fault."])
+    result = cli("build", routine, "-o", tmp_path / "out", "--engine", "pyttsx3", "--jobs", "1")
+    assert result.exit_code == 0, result.stderr
+    samples = decode(tmp_path / "out" / "faults.mp3")
+    assert abs(len(samples) / SAMPLE_RATE - read_plan(tmp_path / "out" / "faults.mp3")["length"]) < 0.05
+
+
+def test_unwritable_output_folder_is_a_one_line_error(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    routine = write_routine(tmp_path, "r", ["Rest your hands."])
+    result = cli("build", routine, "-o", blocker / "out", "--engine", "pyttsx3")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_full_disk_keeps_the_previous_output_and_removes_temporaries(cli, tmp_path, monkeypatch):
+    routine = write_routine(tmp_path, "r", ["Rest your hands.", "Breathe out slowly."])
+    out = tmp_path / "out"
+    assert cli("build", routine, "-o", out, "--engine", "pyttsx3").exit_code == 0
+    previous = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+
+    from voiceguide import build as build_module
+
+    real_encode = build_module.encode_mp3
+
+    def encode_until_full(blocks, file):
+        file.write(b"\xff" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(build_module, "encode_mp3", encode_until_full)
+    routine.write_text(routine.read_text().replace("Rest your hands.", "Rest your hands gently."))
+    result = cli("build", routine, "-o", out, "--engine", "pyttsx3")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"error: cannot write {out / 'r.mp3'}: No space left on device"
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == previous
+    assert not [path for path in out.rglob("*.tmp")]
+    monkeypatch.setattr(build_module, "encode_mp3", real_encode)
+
+
+def start_build(routine: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "voiceguide", "build", str(routine), "-o", str(out), "-q",
+                             "--engine", "pyttsx3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def wait_for(condition, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.02)
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in out.iterdir() if path.is_file() and not path.name.startswith(".")}
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
+def test_build_killed_mid_render_keeps_the_previous_output(how, tmp_path):
+    routine = write_routine(tmp_path, "long", ["Rest your hands.", "Glide up the back."], hold="6m")
+    out = tmp_path / "out"
+    assert start_build(routine, out).wait() == 0
+    previous = outputs(out)
+    routine.write_text(routine.read_text().replace("Rest your hands.", "Rest your hands, softly."))
+    process = start_build(routine, out)
+    wait_for(lambda: any(out.glob(".long.mp3.*.tmp")))
+    time.sleep(0.3)
+    process.send_signal(how)
+    process.wait(timeout=30)
+    assert outputs(out) == previous
+    if how == signal.SIGTERM:  # a polite kill cleans up after itself
+        assert not list(out.glob(".long.mp3.*.tmp"))
+    assert start_build(routine, out).wait() == 0
+    assert outputs(out)["long.mp3"] != previous["long.mp3"]
+    assert not list(out.rglob("*.tmp"))  # what the killed build left is cleaned by the next
+
+
+def test_build_killed_mid_synthesis_leaves_a_consistent_cache(tmp_path):
+    lines = [f"This is line number {n}, spoken slowly and calmly." for n in range(60)]
+    routine = write_routine(tmp_path, "many", lines)
+    out = tmp_path / "out"
+    process = start_build(routine, out)
+    cache = out / "cache"
+    wait_for(lambda: cache.exists() and 5 <= len(list(cache.rglob("*.wav"))))
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    entries = list(cache.rglob("[!.]*.wav"))
+    assert 5 <= len(entries) < 60
+    clip_cache = ClipCache(cache)
+    assert all(clip_cache.length(path.stem) for path in entries)  # every entry whole
+    assert not (out / "many.mp3").exists()
+    process = start_build(routine, out)
+    assert process.wait() == 0, process.stderr.read()
+    assert len(read_plan(out / "many.mp3")["chapters"]) == 60
+
+
+def test_two_builds_of_one_routine_at_once_both_finish_with_a_valid_mp3(tmp_path):
+    routine = write_routine(tmp_path, "twice", ["Rest your hands.", "Glide up the back.", "Knead the shoulders."])
+    out = tmp_path / "out"
+    first, second = start_build(routine, out), start_build(routine, out)
+    assert first.wait() == 0 and second.wait() == 0, (first.stderr.read(), second.stderr.read())
+    samples = decode(out / "twice.mp3")
+    assert abs(len(samples) / SAMPLE_RATE - read_plan(out / "twice.mp3")["length"]) < 0.05
+    assert not list(out.rglob("*.tmp"))

@@ -1,0 +1,113 @@
+"""Many routines at once: finding a folder's routines, building each, and pruning the clip cache to what they use.
+
+A routine that fails does not stop the others: its error is part of its outcome, and the
+caller reports it and decides the exit status.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+from voiceguide import provenance, routine as routines
+from voiceguide.build import BuildOptions, BuildResult, Progress, UpToDate, build, voice_request
+from voiceguide.errors import RoutineError, VoiceguideError
+from voiceguide.timeline import spoken_lines
+from voiceguide.voices.cache import ClipCache, Usage
+from voiceguide.voices.clips import line_keys
+from voiceguide.voices.pool import VoiceRequest
+
+DEFAULT_FOLDER = Path("routines")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    routine: Path
+    result: BuildResult | UpToDate | None = None
+    error: VoiceguideError | None = None  # the build failed: result is None
+
+
+def find_routines(paths: Sequence[Path]) -> list[Path]:
+    """The routines in `paths`: each file as given, and each folder's *.yaml files in name order; routines/ if none.
+
+    Raises VoiceguideError if there are none, or if two would be built into the same files.
+    """
+    found: list[Path] = []
+    for path in paths or [DEFAULT_FOLDER]:
+        found += sorted(path.glob("*.yaml")) if path.is_dir() else [path]
+    found = list(dict.fromkeys(found))
+    if not found:
+        where = ", ".join(str(path) for path in paths or [DEFAULT_FOLDER])
+        raise VoiceguideError(f"no routines (*.yaml) in {where}; give a routine file, or a folder of them")
+    stems = [path.stem for path in found]
+    twins = [str(path) for path in found if stems.count(path.stem) > 1]
+    if twins:
+        raise VoiceguideError(f"{', '.join(twins)} would be built into the same files; rename all but one")
+    return found
+
+
+def build_one(
+    routine: Path, options: BuildOptions, progress: Progress, on_voice: Callable[[VoiceRequest], None]
+) -> Outcome:
+    """Build one routine; a user error becomes the outcome instead of stopping the caller."""
+    try:
+        return Outcome(routine, result=build(routine, options, progress, on_voice))
+    except VoiceguideError as error:
+        return Outcome(routine, error=error)
+
+
+def build_routines(
+    paths: Sequence[Path],
+    options: BuildOptions = BuildOptions(),
+    progress: Progress = lambda stage, done, total: None,
+    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+) -> list[Outcome]:
+    """Build every routine in `paths` (see find_routines) that is not up to date, going on past failures.
+
+    `on_outcome` hears each routine's outcome as soon as it is known.
+    """
+    outcomes = []
+    for routine in find_routines(paths):
+        outcome = build_one(routine, options, progress, on_voice)
+        on_outcome(outcome)
+        outcomes.append(outcome)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    removed: Usage
+    kept: Usage
+    routines: int
+
+
+def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build")) -> PruneResult:
+    """Remove the clips in OUTPUT_DIR/cache that no routine in `paths` (see find_routines) uses any more.
+
+    A routine uses the clips of its lines in the voice it resolves to, as a plain build would,
+    and in every voice its outputs in OUTPUT_DIR were last built with (say, with --engine).
+    Nothing is removed unless every routine loads and finds its voice.
+    """
+    found = find_routines(paths)
+    cache = ClipCache(output_dir / "cache")
+    keep: set[str] = set()
+    problems: list[str] = []
+    for path in found:
+        try:
+            routine = routines.load(path)
+            request = voice_request(routine)
+        except RoutineError as error:
+            problems += error.problems
+            continue
+        except VoiceguideError as error:
+            problems.append(f"{path}: {error}")
+            continue
+        lines = spoken_lines(routine)
+        for prefix in {None, *provenance.recorded_voices(output_dir, routine.name)}:
+            keep.update(line_keys(lines, request, prefix).values())
+    if problems:
+        raise RoutineError([*problems, f"nothing was removed from {cache.folder}; fix the routines, or name those to keep"])
+    removed = cache.prune(keep)
+    return PruneResult(removed, cache.usage(), len(found))

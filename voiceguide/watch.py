@@ -1,0 +1,90 @@
+"""Watch mode: build routines, then build each again whenever it, or a sound or cover it uses, is saved.
+
+Files are polled for their size, modification time and inode about twice a second: no extra
+dependency, and the same on every system. A save is read once the file has stopped changing.
+A build that fails is reported and leaves the last good output in place; the routine is built
+again at its next save. Folders are scanned again at each poll, so a new routine is built too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from voiceguide import provenance, routine as routines
+from voiceguide.batch import Outcome, build_one, find_routines
+from voiceguide.build import BuildOptions, Progress
+from voiceguide.errors import VoiceguideError
+from voiceguide.voices.pool import VoiceRequest
+
+POLL_SECONDS = 0.5
+SETTLE_SECONDS = 0.1  # a saved file is read once it has not changed for this long
+
+Stamps = dict[Path, tuple[int, int, int] | None]  # file -> (modified ns, size, inode), None while missing
+
+
+def watch(
+    paths: Sequence[Path],
+    options: BuildOptions = BuildOptions(),
+    progress: Progress = lambda stage, done, total: None,
+    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
+    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
+    on_saved: Callable[[Path, list[Path]], None] = lambda routine, saved: None,
+    stop: Callable[[], bool] = lambda: False,
+    poll: float = POLL_SECONDS,
+) -> None:
+    """Build each routine in `paths` (see find_routines), then again whenever its files change, until `stop()`.
+
+    `on_saved` hears which routine is about to be built again, and which of its files were saved.
+    """
+    found = find_routines(paths)
+    stamped: dict[Path, Stamps] = {}  # each routine's files as they were when its last build started
+    while not stop():
+        for routine in found:
+            before = stamped.get(routine)
+            if before is not None:
+                saved = [path for path, stamp in _stamps(list(before)).items() if stamp != before[path]]
+                if not saved:
+                    continue
+                _settle(list(before))
+                on_saved(routine, saved)
+            stamped[routine] = _stamps(_files(routine))
+            on_outcome(build_one(routine, options, progress, on_voice))
+        time.sleep(poll)
+        try:
+            found = find_routines(paths)
+        except VoiceguideError:  # the folder is empty for now: keep watching what was there
+            pass
+
+
+def _files(routine: Path) -> list[Path]:
+    """The routine file and every file it uses; just the routine file while it does not load."""
+    try:
+        return list(provenance.input_files(routines.load(routine)).values())
+    except VoiceguideError:
+        return [routine]
+
+
+def _stamps(files: Sequence[Path]) -> Stamps:
+    stamps: Stamps = {}
+    for path in files:
+        try:
+            status = os.stat(path)
+        except OSError:
+            stamps[path] = None
+        else:
+            stamps[path] = (status.st_mtime_ns, status.st_size, status.st_ino)
+    return stamps
+
+
+def _settle(files: list[Path]) -> None:
+    """Wait until `files` stop changing, so a save still being written is not read half done."""
+    stamps = _stamps(files)
+    while True:
+        time.sleep(SETTLE_SECONDS)
+        again = _stamps(files)
+        if again == stamps:
+            return
+        stamps = again
