@@ -2,24 +2,39 @@
 
 from __future__ import annotations
 
+import shutil
+
 import mutagen.mp3
 import numpy as np
 import pytest
 
-from conftest import SAMPLE_RATE, decode, level_db, read_plan, span, window_levels
+from click.testing import CliRunner
+
+from voiceguide.cli import main
+
+from conftest import FIXTURES, SAMPLE_RATE, decode, level_db, read_plan, span, window_levels
 
 SPEECH_DB = -40  # a window this loud holds voice
 SILENCE_DB = -70  # a hold is quieter than this
 
 
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory):
+    """Build the two-step fixture routine once for the module: (routine path, mp3 path, result)."""
+    folder = tmp_path_factory.mktemp("first-build")
+    routine = folder / "two-steps.yaml"
+    shutil.copy(FIXTURES / "two-steps.yaml", routine)
+    result = CliRunner().invoke(main, ["build", str(routine), "-o", str(folder / "out")])
+    assert result.exit_code == 0, result.output
+    return routine, folder / "out" / "two-steps.mp3", result
+
+
 @pytest.fixture
-def built(cli, routine_file, tmp_path):
-    """Build the two-step fixture routine once; return (routine path, mp3 path, first result)."""
-    routine = routine_file("two-steps.yaml")
-    out = tmp_path / "out"
-    result = cli("build", routine, "-o", out)
-    assert result.exit_code == 0, result.stderr
-    return routine, out / "two-steps.mp3", result
+def built(first_build, tmp_path):
+    """A copy of the first build (routine, outputs and clip cache) that a test may change."""
+    routine, mp3, result = first_build
+    shutil.copytree(routine.parent, tmp_path, dirs_exist_ok=True)
+    return tmp_path / routine.name, tmp_path / "out" / mp3.name, result
 
 
 def test_build_writes_mp3_whose_decoded_length_is_the_plan(built):

@@ -117,7 +117,7 @@ def test_a_voice_that_does_not_exist_is_one_line_with_close_matches(cli, tmp_pat
     result = cli("build", routine, "-o", tmp_path / "out")
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith("error: pyttsx3: no voice named 'Frnch'; close matches: French (France)")
+    assert result.stderr.startswith(f"error: {routine}:3:8: voice.name: pyttsx3: no voice named 'Frnch'; close matches: French (France)")
     assert not (tmp_path / "out" / "r.mp3").exists()
 
 
@@ -296,3 +296,4 @@ def test_french_routine_is_voiced_by_a_french_voice(cli, tmp_path):
     assert result.stdout.startswith(f"voice: pyttsx3 {FRENCH} (auto: ")
     samples = decode(out / "breath-paced-reflex-points-fr-preview-step2.mp3")
     assert np.mean(window_levels(samples) > SPEECH_DB) > 0.5
+

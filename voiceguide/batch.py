@@ -108,6 +108,7 @@ def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build")) -> Prun
         for prefix in {None, *provenance.recorded_voices(output_dir, routine.name)}:
             keep.update(line_keys(lines, request, prefix).values())
     if problems:
-        raise RoutineError([*problems, f"nothing was removed from {cache.folder}; fix the routines, or name those to keep"])
+        problems.append(f"nothing was removed from {cache.folder}; fix the routines, or name those to keep")
+        raise RoutineError(problems)
     removed = cache.prune(keep)
     return PruneResult(removed, cache.usage(), len(found))

@@ -15,6 +15,7 @@ import numpy as np
 
 from voiceguide import audio, cover, loudness, provenance, routine as routines, sounds
 from voiceguide.export import Tags, encode_mp3, write_tags
+from voiceguide.errors import VoiceguideError
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import render
@@ -63,11 +64,15 @@ def output_name(routine: routines.Routine, length: int | None) -> str:
 
 
 def plan_routine(
-    routine_path: Path, length: int | None = None, fill_repeat: bool = False, output_dir: Path = Path("build")
+    routine_path: Path,
+    length: int | None = None,
+    fill_repeat: bool = False,
+    output_dir: Path = Path("build"),
+    voice: VoiceOverride = VoiceOverride(),
 ) -> PlanResult:
     """Plan without synthesizing: speech lengths come from cached clips, or are estimated."""
     routine = routines.load(routine_path)
-    request = voice_request(routine)
+    request = voice_request(routine, voice)
     known = known_lengths(spoken_lines(routine), request, ClipCache(output_dir / "cache"))
     timeline = plan(routine, estimate_lengths(known, request.speed), sound_length, length, fill_repeat)
     measured = sum(1 for value in known.values() if value is not None)
@@ -76,7 +81,13 @@ def plan_routine(
 
 def voice_request(routine: routines.Routine, override: VoiceOverride = VoiceOverride()) -> VoiceRequest:
     """The voice that speaks the routine: its `voice:` with any override, resolved to an installed voice."""
-    return choose_voice(override.apply(routine.voice), routine.language, routine.pronounce)
+    voice = override.apply(routine.voice)
+    try:
+        return choose_voice(voice, routine.language, routine.pronounce)
+    except VoiceguideError as error:
+        if voice.name is not None and voice.name == routine.voice.name and routine.voice.location:
+            raise VoiceguideError(f"{routine.voice.location}: voice.name: {error}") from None  # the routine chose it
+        raise
 
 
 def voice_clips(

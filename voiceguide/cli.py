@@ -20,6 +20,7 @@ from voiceguide import __version__, audio
 from voiceguide import routine as routines
 from voiceguide.batch import Outcome, build_routines, prune_cache
 from voiceguide.build import BuildOptions, UpToDate, plan_routine
+from voiceguide.sidecars import clock
 from voiceguide.errors import VoiceguideError, RoutineError
 from voiceguide.play import Track, play as play_track
 from voiceguide.preview import preview
@@ -87,7 +88,7 @@ class _TerminalProgress:
         elapsed = now - self.started
         left = ""
         if 0 < done < total and elapsed >= 1:
-            left = f", {_clock(audio.samples(elapsed * (total - done) / done))} left"
+            left = f", {clock(elapsed * (total - done) / done)} left"
         bar = "#" * filled + "-" * (self.WIDTH - filled)
         click.echo(f"\r{stage} [{bar}] {done}/{total} {self.UNITS[stage]}{left}\x1b[K", err=True, nl=False)
         self.shown = True
@@ -206,6 +207,16 @@ def _routines_argument(command):
     return click.argument("paths", metavar="[ROUTINE|FOLDER]...", nargs=-1, type=click.Path(path_type=Path))(command)
 
 
+def _build_options(
+    output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
+    formats: tuple[str, ...], force: bool = False,
+) -> BuildOptions:
+    return BuildOptions(
+        output_dir=output_dir, length=length, fill_repeat=fill == "repeat", voice=voice, m4b="m4b" in formats,
+        workers=jobs, force=force,
+    )
+
+
 def _several(paths: tuple[Path, ...]) -> bool:
     """Whether PATHS may hold more than one routine: then errors name their routine, and a total is printed."""
     return len(paths) != 1 or paths[0].is_dir()
@@ -227,8 +238,8 @@ class _Report:
     def outcome(self, outcome: Outcome) -> None:
         self.progress.clear()
         if outcome.error is not None:
-            named = not self.several or isinstance(outcome.error, RoutineError)  # a routine's problems name it
             for line in _error_lines(outcome.error):
+                named = not self.several or line.startswith(str(outcome.routine))  # as a routine's problems do
                 click.echo(f"error: {'' if named else f'{outcome.routine}: '}{line}", err=True)
             return
         if self.quiet:
@@ -274,10 +285,10 @@ def build(
     """Build routines into MP3s with chapters; those already up to date are skipped.
 
     Builds each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is given), into
-    OUTPUT_DIR/NAME.mp3. Each step is narrated, followed by its hands-on hold and its transition sound. Beside the
-    MP3 come NAME.html (a player page), NAME.vtt (captions), NAME.md (a script to print) and
-    NAME.json (the timeline, and what the build was made from). With --length 20m the track is
-    NAME-20m.mp3.
+    OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with --length 20m). Each step is narrated, followed by
+    its hands-on hold and its transition sound. Beside the MP3 come NAME.html (a player page),
+    NAME.vtt (captions), NAME.md (a script to print) and NAME.json (the timeline, and what the
+    build was made from).
 
     A routine whose inputs did not change since its last build (the routine, the sounds and
     cover it uses, the voice, these options, voiceguide's version) is up to date and is not
@@ -294,7 +305,7 @@ def build(
       voiceguide build routines/back-pain-relief.yaml --format m4b
     """
     report = _Report(quiet, _several(paths))
-    options = BuildOptions(output_dir, length, fill == "repeat", voice, "m4b" in formats, jobs, force)
+    options = _build_options(output_dir, length, fill, voice, jobs, formats, force)
     try:
         outcomes = build_routines(paths, options, report.progress, report.voice, report.outcome)
     finally:
@@ -331,7 +342,7 @@ def watch_command(
         click.echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
     try:
         watch_routines(
-            paths, BuildOptions(output_dir, length, fill == "repeat", voice, "m4b" in formats, jobs),
+            paths, _build_options(output_dir, length, fill, voice, jobs, formats),
             report.progress, report.voice, report.outcome, report.saved,
         )
     except KeyboardInterrupt:
@@ -343,17 +354,13 @@ def _duration(samples: int) -> str:
     return routines.format_duration(audio.seconds(samples))
 
 
-def _clock(samples: int) -> str:
-    minutes, seconds = divmod(int(audio.seconds(samples)), 60)
-    return f"{minutes}:{seconds:02d}"
-
-
 @main.command(name="plan")
 @click.argument("routine", type=click.Path(path_type=Path))
 @_output_dir_option
 @_length_options
+@_voice_options
 @_user_errors
-def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str) -> None:
+def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str, voice: VoiceOverride) -> None:
     """Print ROUTINE's timeline without making audio: each step's start, narration, hold and cues.
 
     Speech lengths come from clips already cached in OUTPUT_DIR/cache, or are estimated from
@@ -364,7 +371,7 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str)
       voiceguide plan routines/back-pain-relief.yaml
       voiceguide plan routines/back-pain-relief.yaml --length 20m
     """
-    result = plan_routine(routine, length, fill == "repeat", output_dir)
+    result = plan_routine(routine, length, fill == "repeat", output_dir, voice)
     timeline = result.timeline
     click.echo(
         f"{timeline.title}: {_duration(timeline.length)} "
@@ -377,10 +384,10 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str)
         hold = sum(event.length for event in events if event.kind == "hold")
         cues = len([event for event in events if event.cue])
         click.echo(
-            f"{_clock(chapter.start):>7}  {chapter.title[:40]:<40} {_duration(speech):>8} "
+            f"{clock(audio.seconds(chapter.start)):>7}  {chapter.title[:40]:<40} {_duration(speech):>8} "
             f"{_duration(hold) if hold else '-':>8}  {cues or ''}"
         )
-    click.echo(f"{_clock(timeline.length):>7}  end")
+    click.echo(f"{clock(audio.seconds(timeline.length)):>7}  end")
     _echo_warnings(timeline)
 
 
@@ -479,11 +486,11 @@ class _NowPlaying:
     def __call__(self, track: Track, seconds: float) -> None:
         index = track.chapter_at(seconds)
         if self.live:
-            clock = f"{_clock(audio.samples(seconds))} / {_clock(audio.samples(track.length))}"
-            click.echo(f"\r{clock}  {self._step(track, index)}\x1b[K", nl=False)
+            position = f"{clock(seconds)} / {clock(track.length)}"
+            click.echo(f"\r{position}  {self._step(track, index)}\x1b[K", nl=False)
             return
         for passed in range(self.shown + 1, index + 1):  # every step, even one shorter than a tick
-            click.echo(f"{_clock(audio.samples(track.starts[passed]))} {self._step(track, passed)}")
+            click.echo(f"{clock(track.starts[passed])} {self._step(track, passed)}")
         self.shown = max(self.shown, index)
 
     @staticmethod

@@ -23,7 +23,6 @@ import mutagen.mp3
 
 from voiceguide import audio
 from voiceguide.errors import VoiceguideError
-from voiceguide.preview import PLAYERS
 
 TICK_SECONDS = 0.25
 PLAYER_HINT = "install one (Debian/Ubuntu: sudo apt install pulseaudio-utils, or alsa-utils)"
@@ -57,13 +56,21 @@ def read_track(path: Path) -> Track:
     return Track(path, mp3.info.length, tuple(titles), tuple(starts))
 
 
+PLAYERS = ("afplay", "pw-play", "paplay", "aplay")  # each plays the WAV file it is given
+
+
+def find_player() -> str | None:
+    """The first system audio player on PATH, if any."""
+    return next((name for name in PLAYERS if shutil.which(name)), None)
+
+
 def play(path: Path, on_position: Callable[[Track, float], None]) -> Track:
     """Play the MP3 at `path` to its end, calling `on_position(track, seconds)` a few times a second.
 
     Raises VoiceguideError when no player is installed or the player finds no audio device.
     """
     track = read_track(path)
-    player = next((name for name in PLAYERS if shutil.which(name)), None)
+    player = find_player()
     if player is None:
         raise VoiceguideError(f"no audio player found (looked for {', '.join(PLAYERS)}); {PLAYER_HINT}")
     with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:

@@ -6,7 +6,6 @@ build. Playing uses an audio player already on the system; without one the file 
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,11 +20,10 @@ from voiceguide.build import Progress, voice_clips, voice_request
 from voiceguide.errors import VoiceguideError
 from voiceguide.export import encode_mp3
 from voiceguide.files import atomic_path
+from voiceguide.play import PLAYERS, find_player
 from voiceguide.timeline import LINE_GAP, spoken_lines
 from voiceguide.voices.choice import VoiceOverride
 from voiceguide.voices.pool import VoiceRequest
-
-PLAYERS = ("afplay", "pw-play", "paplay", "aplay")  # each plays the WAV file it is given
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,7 @@ def play_samples(samples: np.ndarray) -> str:
             except RuntimeError as error:
                 return f"not played: {error}"
             return "played"
-        player = next((name for name in PLAYERS if shutil.which(name)), None)
+        player = find_player()
         if player is None:
             return f"not played: no audio player found (looked for {', '.join(PLAYERS)})"
         try:

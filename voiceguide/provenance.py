@@ -27,7 +27,7 @@ TITLES_SHOWN = 4  # a report names at most this many chapters of each kind
 
 
 def input_files(routine: Routine) -> dict[str, Path]:
-    """Every file the routine's track is made from, by the name a report gives it: the routine, its cover, its sounds."""
+    """Every file the track is made from (the routine, its cover, its sounds), by the name a report gives it."""
     used = [routine.cover, routine.background.sound if routine.background else None]
     for step in routine.steps:
         used += [step.transition, *(cue.sound for cue in step.cues)]
@@ -101,7 +101,9 @@ def up_to_date(previous: dict | None, inputs: dict, folder: Path) -> bool:
     outputs = _section(previous, OUTPUTS)
     if _section(previous, BUILT_FROM).get("digest") != inputs["digest"] or not outputs:
         return False
-    return all(digest is not None and file_digest(folder / Path(name).name) == digest for name, digest in outputs.items())
+    return all(
+        digest is not None and file_digest(folder / Path(name).name) == digest for name, digest in outputs.items()
+    )
 
 
 def changes(previous: dict | None, inputs: dict, document: dict) -> tuple[str, ...]:

@@ -348,6 +348,7 @@ class Voice:
         parse_voice_name, "a voice from 'voiceguide voices', or a Piper .onnx file; default: the language's voice", default=None
     )
     speed: float = key(parse_speed, "speaking pace, 1.0 = the voice's normal pace, 0.85 is calmer", default=1.0)
+    location: Location | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def resolve(spec: str, folder: Path) -> Path:
     """
     if spec in builtin_names():
         return builtin_path(spec)
-    path = (folder / spec).expanduser()
+    path = folder / Path(spec).expanduser()
     try:
         if not path.suffix and not path.exists():
             raise ValueError(f"unknown sound {spec!r}; built-in sounds are {', '.join(builtin_names())}, or give a path to an audio file")

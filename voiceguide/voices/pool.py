@@ -86,7 +86,6 @@ class _Worker:
         if "error" in hello:
             self.close()
             raise VoiceguideError(f"{request.engine} voice: {hello['error']}")
-        self.voice_id = hello["ready"]
 
     def _read_replies(self) -> None:
         for line in self.process.stdout:
