@@ -268,13 +268,16 @@ class _Report:
             sys.exit(EXIT_USER_ERROR)
 
 
+def _build_choices(command):
+    """The options `build` and `watch` share: where, how long, which voice, how many workers, what format."""
+    for option in reversed((_routines_argument, _output_dir_option, _length_options, _voice_options, _jobs_option,
+                            _format_option)):
+        command = option(command)
+    return command
+
+
 @main.command()
-@_routines_argument
-@_output_dir_option
-@_length_options
-@_voice_options
-@_jobs_option
-@_format_option
+@_build_choices
 @click.option("--force", is_flag=True, help="Build even the routines that are up to date.")
 @_quiet_option
 @_user_errors
@@ -314,12 +317,7 @@ def build(
 
 
 @main.command(name="watch")
-@_routines_argument
-@_output_dir_option
-@_length_options
-@_voice_options
-@_jobs_option
-@_format_option
+@_build_choices
 @_quiet_option
 @_user_errors
 def watch_command(
