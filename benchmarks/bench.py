@@ -9,6 +9,10 @@ clip cached), an edit build (one step's text changed), `plan` for a 200-step rou
 memory of warm builds of 10, 60 and 180 minutes, and the encoder-only baseline: lameenc alone
 encoding the same samples at the same settings. Build times are reported as ratios to that
 baseline, because these machines are shared and absolute times are noisy.
+
+Peak memory is a build's own (its worker processes included). A child's peak counts its parent's
+memory at the fork, so this process stays small: the baseline and the in-process `plan` run in
+child processes of their own.
 """
 
 from __future__ import annotations
@@ -22,10 +26,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-from voiceguide import audio
-from voiceguide.export import encode_mp3
 
 PHRASES = [
     "Glide your palms slowly up the back, then fan them out across the shoulders.",
@@ -62,8 +62,17 @@ def build_command(routine: Path, out: Path, engine: str) -> list[str]:
     return [sys.executable, "-m", "voiceguide", "build", str(routine), "-o", str(out), "-q", "--engine", engine]
 
 
+def in_child(*arguments: str | Path) -> float:
+    """Seconds that one of this script's hidden measurements reports, run in a child process."""
+    done = subprocess.run([sys.executable, __file__, *map(str, arguments)], capture_output=True, text=True, check=True)
+    return float(done.stdout)
+
+
 def encoder_baseline(mp3: Path) -> float:
     """Seconds lameenc alone takes for the track's samples, fed in the same one-second blocks."""
+    from voiceguide import audio
+    from voiceguide.export import encode_mp3
+
     samples = audio.decode_file(mp3)
     blocks = [samples[i : i + audio.SAMPLE_RATE] for i in range(0, len(samples), audio.SAMPLE_RATE)]
     with tempfile.TemporaryFile() as file:
@@ -79,7 +88,13 @@ def main() -> None:
     parser.add_argument("--engine", default="auto", help="auto (the default voice), pyttsx3 or piper")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 10/60/180-minute memory builds")
+    parser.add_argument("--encoder-only", type=Path, help=argparse.SUPPRESS)  # MP3: print encoder_baseline()
+    parser.add_argument("--plan-library", type=Path, nargs=2, help=argparse.SUPPRESS)  # ROUTINE OUT: print its time
     options = parser.parse_args()
+    if options.encoder_only or options.plan_library:
+        seconds = encoder_baseline(options.encoder_only) if options.encoder_only else plan_in_process(*options.plan_library)
+        print(seconds)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="voiceguide-bench-"))
     try:
@@ -98,14 +113,15 @@ def measure(work: Path, options) -> dict:
     cold, _ = run(build_command(routine, out, options.engine))
     warm, warm_rss = run(build_command(routine, out, options.engine) + ["--force"])  # unforced, it is up to date
     mp3 = out / "bench.mp3"
-    baseline = encoder_baseline(mp3)
+    baseline = in_child("--encoder-only", mp3)
+    audio_seconds = json.loads(mp3.with_suffix(".json").read_text())["length"]
     routine.write_text(routine.read_text().replace("Step 7. ", "Step seven, slowly. ", 1))
     edit, _ = run(build_command(routine, out, options.engine))
 
     plan_routine = work / "plan.yaml"
     write_routine(plan_routine, 200, 200)
     plan, _ = run([sys.executable, "-m", "voiceguide", "plan", str(plan_routine), "-o", str(out)])
-    in_process_plan = _plan_in_process(plan_routine, out)
+    in_process_plan = in_child("--plan-library", plan_routine, out)
 
     memory = {}
     if not options.skip_memory:
@@ -118,7 +134,7 @@ def measure(work: Path, options) -> dict:
     return {
         "machine": {"cores": os.cpu_count(), "python": sys.version.split()[0]},
         "routine": {"steps": options.steps, "minutes": options.minutes, "engine": options.engine,
-                    "audio_seconds": round(len(audio.decode_file(mp3)) / audio.SAMPLE_RATE, 1)},
+                    "audio_seconds": round(audio_seconds, 1)},
         "seconds": {"encoder_only": round(baseline, 2), "cold": round(cold, 2), "warm": round(warm, 2),
                     "edit": round(edit, 2), "plan_200_steps_cli": round(plan, 2),
                     "plan_200_steps_library": round(in_process_plan, 3)},
@@ -128,7 +144,7 @@ def measure(work: Path, options) -> dict:
     }
 
 
-def _plan_in_process(routine: Path, out: Path) -> float:
+def plan_in_process(routine: Path, out: Path) -> float:
     """`plan` without the interpreter's start-up: the library call the command makes."""
     from voiceguide.build import plan_routine
 

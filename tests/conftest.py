@@ -11,6 +11,7 @@ import miniaudio
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from scipy.signal import resample_poly
 
 from voiceguide.cli import main
 
@@ -56,6 +57,21 @@ def decode(path: Path) -> np.ndarray:
         str(path), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=SAMPLE_RATE
     )
     return np.frombuffer(decoded.samples, dtype=np.int16).astype(np.float32) / 32768
+
+
+def true_peak(samples: np.ndarray) -> float:
+    """dBTP as BS.1770 defines it: the largest magnitude after 4x oversampling (scipy's resampler).
+
+    Ten seconds at a time, each with the samples around it that its points depend on, so a long
+    track reads as a whole without taking much memory.
+    """
+    piece, context = 10 * SAMPLE_RATE, 64
+    highest = 0.0
+    for start in range(0, len(samples), piece):
+        before = min(start, context)
+        upsampled = resample_poly(samples[start - before : start + piece + context], 4, 1)
+        highest = max(highest, float(np.abs(upsampled[4 * before : 4 * (before + piece)]).max()))
+    return float(20 * np.log10(highest))
 
 
 def level_db(samples: np.ndarray) -> float:

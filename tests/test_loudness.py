@@ -124,3 +124,32 @@ def test_normalize_streams_a_gain_and_limits_peaks_without_changing_length():
     quiet = np.abs(track) < 0.05 * 32767  # where no limiting is needed, the gain is exactly the boost
     quiet &= np.convolve(~quiet, np.ones(2001), mode="same") == 0
     np.testing.assert_allclose(streamed[quiet], np.round(track[quiet] * 10 ** (boost / 20)), atol=1)
+
+
+def test_measuring_blocks_skips_silence_yet_reads_as_the_whole():
+    silence = np.zeros(5 * SAMPLE_RATE + 123)
+    track = np.round(np.concatenate([speech_like(3), silence, speech_like(2), silence[:333]]) * 32767).astype(np.int16)
+    blocks = [track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE)]
+    assert not blocks[5].any()  # some blocks are digital silence, which the meter skips
+    level = loudness.measure(blocks)
+    whole = measure(track / 32768)
+    assert level.loudness == pytest.approx(whole.integrated(), abs=1e-9)
+    assert level.true_peak == pytest.approx(whole.true_peak(), abs=1e-9)
+
+
+@pytest.mark.parametrize("hz, phase", [(1000, 0.3), (SAMPLE_RATE / 4, np.pi / 4), (9000, 1.1)])
+def test_true_peak_of_a_stretch_agrees_with_the_reference(hz, phase):
+    samples = np.concatenate([np.zeros(50), tone(hz, 1, amplitude=0.5, phase=phase), np.zeros(50)])
+    assert loudness.true_peak(samples) == pytest.approx(reference_true_peak(samples), abs=0.15)
+    assert loudness.true_peak(samples, at_least=0.0) == 0.0
+
+
+def test_normalize_only_scales_when_the_gain_keeps_the_true_peak_under_the_ceiling():
+    track = np.round(speech_like(5) * 32767).astype(np.int16)
+    blocks = [track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE)]
+    peak = measure(track / 32768).true_peak()
+    boost = -2.0 - peak - 0.5
+    scaled = np.concatenate(list(loudness.normalize(blocks, boost, ceiling=-2.0, true_peak=peak)))
+    np.testing.assert_allclose(scaled, np.round(track * 10 ** (boost / 20)), atol=1)
+    limited = np.concatenate(list(loudness.normalize(blocks, boost, ceiling=-2.0)))  # finds nothing to limit
+    np.testing.assert_allclose(limited, scaled, atol=1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import struct
@@ -13,18 +14,13 @@ import numpy as np
 import pyloudnorm
 import pytest
 from mutagen.id3 import PictureType
-from scipy.signal import resample_poly
 
-from voiceguide import cover, loudness
+from voiceguide import cover, export, loudness
+from voiceguide.build import BuildOptions, build
 
-from conftest import SAMPLE_RATE, decode, read_plan, span
+from conftest import SAMPLE_RATE, decode, read_plan, span, true_peak
 
 BITRATES_KBPS = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]  # MPEG-1 Layer III
-
-
-def true_peak(samples: np.ndarray) -> float:
-    """dBTP as BS.1770 defines it: the largest magnitude after 4x oversampling (scipy's resampler)."""
-    return float(20 * np.log10(np.abs(resample_poly(samples, 4, 1)).max()))
 
 
 def measure(samples: np.ndarray) -> loudness.Meter:
@@ -205,6 +201,45 @@ def test_a_peak_lifted_by_mp3_coding_is_caught_and_encoded_again(cli, routine_fi
     result = cli("build", routine_file("two-steps.yaml"), "-o", out)
     assert result.exit_code == 0, result.stderr
     assert true_peak(decode(out / "two-steps.mp3")) <= -1.0
+
+
+def test_a_peak_held_at_full_scale_is_found_in_the_mp3_and_encoded_again(cli, routine_file, monkeypatch, out, caplog):
+    monkeypatch.setattr(loudness, "TARGET_LUFS", -10.0)  # so loud that the limiter holds many peaks at its ceiling,
+    monkeypatch.setattr(loudness, "TRACK_PEAK", 0.0)  # which leaves MP3 coding no room
+    with caplog.at_level(logging.INFO, logger="voiceguide.build"):
+        result = cli("build", routine_file("two-steps.yaml"), "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert "encoding again" in caplog.text
+    assert true_peak(decode(out / "two-steps.mp3")) <= -1.0
+
+
+def test_the_peak_audit_decodes_the_loud_stretches_and_finds_the_highest_point(tmp_path):
+    rng = np.random.default_rng(3)
+    track = np.zeros(60 * SAMPLE_RATE)
+    for start in rng.integers(0, 57 * SAMPLE_RATE, 12):
+        length = int(rng.integers(SAMPLE_RATE // 4, 3 * SAMPLE_RATE))
+        track[start : start + length] += rng.normal(0, rng.choice([0.01, 0.15]), length) * np.hanning(length)
+    track = np.round(np.clip(track, -1, 1) * 32767).astype(np.int16)
+    audit = export.PeakAudit(loudness.TRUE_PEAK_LIMIT)
+    with (tmp_path / "a.mp3").open("wb") as file:
+        blocks = (track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE))
+        export.encode_mp3(audit.watch(blocks), file)
+    decoded = decode(tmp_path / "a.mp3")
+    assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(loudness.true_peak(np.pad(decoded, 6)), abs=1e-6)
+    assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(true_peak(decoded), abs=0.1)
+
+
+def test_a_rebuild_of_the_same_mix_skips_the_first_pass_and_writes_the_same_mp3(routine_file, out):
+    shutil.rmtree(out / "cache" / "mixes")
+    routine = routine_file("two-steps.yaml")
+    stages: list[list[str]] = []
+    for _ in range(2):
+        stages.append([])
+        build(routine, BuildOptions(output_dir=out, force=True), lambda stage, done, total: stages[-1].append(stage))
+        if len(stages) == 1:
+            first = (out / "two-steps.mp3").read_bytes()
+    assert "measuring" in stages[0] and "measuring" not in stages[1]
+    assert (out / "two-steps.mp3").read_bytes() == first
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (it is needed only for M4B)")

@@ -51,6 +51,18 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
         wav.writeframes(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
 
 
+def peak(block: np.ndarray) -> int:
+    """The largest magnitude among int16 samples (0 for none)."""
+    return max(int(block.max(initial=0)), -int(block.min(initial=0)))
+
+
+def scaled(block: np.ndarray, factor: float) -> np.ndarray:
+    """int16 samples times `factor`, rounded and clipped; silence as it is. In float32: ample for 16 bits, and quick."""
+    if not block.any():
+        return block
+    return np.clip(np.round(block * np.float32(factor)), -32768, 32767).astype(np.int16)
+
+
 def _ramp(length: int) -> np.ndarray:
     """A raised-cosine rise from 0 to 1 over `length` samples."""
     return 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, length, dtype=np.float32))

@@ -5,6 +5,8 @@ It first checks whether the output is up to date (provenance.py): then nothing i
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -14,11 +16,11 @@ from typing import Callable
 import numpy as np
 
 from voiceguide import audio, cover, loudness, provenance, routine as routines, sounds
-from voiceguide.export import Tags, encode_mp3, write_tags
+from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
 from voiceguide.errors import VoiceguideError
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
-from voiceguide.render import render
+from voiceguide.render import mix_key, render
 from voiceguide.sidecars import timeline_document, write_sidecars
 from voiceguide.timeline import Event, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
@@ -27,6 +29,8 @@ from voiceguide.voices.choice import VoiceOverride, choose_voice
 from voiceguide.voices.pool import VoiceRequest, default_workers
 
 log = logging.getLogger(__name__)
+
+MAX_ENCODINGS = 4  # of one track at most, each with the limiter's ceiling lower, until its peaks fit
 
 # Progress callback: (stage, done, total), stage being "voicing" (clips), "measuring" or "rendering" (seconds).
 Progress = Callable[[str, int, int], None]
@@ -47,8 +51,8 @@ class BuildResult:
     clips_made: int
     elapsed: float
     files: list[Path]  # written beside the MP3: sidecars, and the M4B when asked for
-    loudness: float  # LUFS, integrated, of the MP3 as a player decodes it
-    true_peak: float  # dBTP, likewise
+    loudness: float  # LUFS, integrated, of what went into the encoder (MP3 coding changes it by hundredths)
+    true_peak: float  # dBTP, of the MP3 as a player decodes it
     changes: tuple[str, ...]  # what differs from the previous build, in words (see provenance.changes)
 
 
@@ -157,10 +161,9 @@ def build(
         title=routine.title, artist=routine.author, comment=routine.description, language=routine.language,
         voice=request.label, artwork=cover.artwork(routine.title, routine.cover),
     )
-    first_pass = _reporting("measuring", render(timeline, _sources(clips)), timeline.length, progress)
-    boost = loudness.boost_to_target(first_pass)
+    mix = _mix_level(timeline, clips, progress)
     with atomic_path(target) as temporary:
-        meter = _encode(temporary, tags, timeline, _sources(clips), boost, progress)
+        level = _encode(temporary, tags, timeline, _sources(clips), mix, progress)
     made = [target]
     if ffmpeg:
         log.info("encoding %s", target.with_suffix(".m4b"))
@@ -170,32 +173,57 @@ def build(
     changes = provenance.changes(previous, inputs, timeline_document(timeline, routine, target.name))
     elapsed = time.perf_counter() - started
     return BuildResult(
-        target, timeline, clips.reused, clips.made, elapsed, files, meter.integrated(), meter.true_peak(), changes
+        target, timeline, clips.reused, clips.made, elapsed, files, level.loudness, level.true_peak, changes
     )
 
 
-def _encode(
-    path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], boost: float, progress: Progress
-) -> loudness.Meter:
-    """Encode the track, raised by `boost` dB, into `path`, and meter it as a player decodes it.
+def _mix_level(timeline: Timeline, clips: VoicedClips, progress: Progress) -> loudness.Level:
+    """The mix's loudness and true peak before any gain, from a first rendering (no encoding).
 
-    MP3 coding can lift a peak by a dB or so; if one went over the limit, the track is encoded
-    again with the limiter's ceiling lowered by as much.
+    They are recorded beside the clips, by a digest of the mix, so a rebuild of the same mix
+    (a forced one, or after an edit outside the audio) skips that pass.
     """
-    ceiling = loudness.TRACK_PEAK
-    for _ in range(2):
+    record = clips.cache.folder / "mixes" / f"{mix_key(timeline, _identities(clips))}.json"
+    try:
+        return loudness.Level(**json.loads(record.read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        pass
+    level = loudness.measure(_reporting("measuring", render(timeline, _sources(clips)), timeline.length, progress))
+    with atomic_path(record) as temporary:
+        temporary.write_text(json.dumps(dataclasses.asdict(level)), encoding="utf-8")
+    return level
+
+
+def _encode(
+    path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], mix: loudness.Level,
+    progress: Progress,
+) -> loudness.Level:
+    """Encode the track, brought from the `mix` level to the target, into `path`; return its level.
+
+    The limiter leaves MP3 coding room to lift peaks. Where the encoder's input came near the
+    limit, the MP3 is decoded and checked; if coding lifted a peak over the limit after all, the
+    track is encoded again with the limiter's ceiling lowered by as much (and a margin, since
+    the lift itself varies a little from one encoding to the next).
+    """
+    ceiling, encodings = loudness.TRACK_PEAK, 0
+    while True:
         path.write_bytes(b"")
         write_tags(path, tags, timeline.chapters)
+        audit = PeakAudit(loudness.TRUE_PEAK_LIMIT)
         with path.open("r+b") as file:
             blocks = _reporting("rendering", render(timeline, source), timeline.length, progress)
-            encode_mp3(loudness.normalize(blocks, boost, ceiling), file)
-        meter = loudness.measure_file(path)
-        excess = meter.true_peak() - loudness.TRUE_PEAK_LIMIT
-        if excess <= 0:
+            levelled = loudness.Levelled(blocks, mix, ceiling)
+            encode_mp3(audit.watch(levelled), file)
+        true_peak = audit.true_peak(path)
+        encodings += 1
+        excess = true_peak - (loudness.TRUE_PEAK_LIMIT - loudness.TRUE_PEAK_ACCURACY)
+        if excess <= 0 or encodings == MAX_ENCODINGS:
             break
-        log.info("MP3 coding lifted a peak to %.2f dBTP; encoding again", meter.true_peak())
+        log.info("MP3 coding lifted a peak to %.2f dBTP; encoding again", true_peak)
         ceiling -= excess + loudness.RETRY_MARGIN
-    return meter
+    if excess > 0:
+        log.warning("MP3 coding lifted a peak to %.2f dBTP after %d encodings", true_peak, encodings)
+    return loudness.Level(levelled.loudness(), true_peak)
 
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:
@@ -203,6 +231,15 @@ def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:
         return clips.read(event.text) if event.kind == "speech" else sounds.levelled(event.sound)
 
     return source
+
+
+def _identities(clips: VoicedClips) -> Callable[[Event], str]:
+    """What _sources gives, named by content: a clip's cache key, or a sound's digest."""
+
+    def identity(event: Event) -> str:
+        return clips.keys[event.text] if event.kind == "speech" else sounds.digest(event.sound)
+
+    return identity
 
 
 def _reporting(stage: str, blocks, total_samples: int, progress: Progress):

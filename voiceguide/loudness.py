@@ -4,8 +4,8 @@ Levels are set where the parts are made: every speech clip is brought to the tar
 and peak-limited when it enters the clip cache, and every sound is set a fixed number of LU
 below the voice, so the mix is even. The finished track then differs from the target only by
 what its pauses and sounds do to the gated measure, so the build meters a first rendering
-(cheap: no encoding), streams the second one through a gain and a true-peak limiter into the
-encoder, and meters the MP3 as a player decodes it. Memory stays flat in every pass.
+(cheap: no encoding, and silence costs next to nothing), then streams the second one through a
+gain and a true-peak limiter into the encoder. Memory stays flat in every pass.
 
 The meter takes float samples in [-1, 1] at audio.SAMPLE_RATE, mono; level() takes and returns
 int16 clips. Filters run as FFT convolutions with truncated impulse responses, so nothing loops
@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import functools
 import math
-from pathlib import Path
+from dataclasses import dataclass
+from itertools import chain
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -24,10 +25,15 @@ import numpy as np
 from voiceguide import audio
 
 TARGET_LUFS = -16.0  # integrated loudness of the voice, and so of the track (spoken-word standard)
-TRUE_PEAK_LIMIT = -1.0  # dBTP, for the finished track
-TRACK_PEAK = TRUE_PEAK_LIMIT - 1.5  # before encoding: MP3 coding lifts peaks, by up to about 1.5 dB
-SPEECH_PEAK = TRACK_PEAK - 0.5  # clips stay a little lower, so the track's gain seldom needs the limiter
-RETRY_MARGIN = 0.3  # dB below the limit for a track encoded again because MP3 coding lifted a peak
+TRUE_PEAK_LIMIT = -1.0  # dBTP, for the finished track as a player decodes it
+# MP3 coding lifts true peaks: in the bundled routines by 0.6 to 1.8 dB, and once by 2.6 dB (in a
+# sibilant, which the coder may code with little accuracy). The build checks the MP3 where it
+# could pass the limit, and encodes again if it does; this headroom makes that rare.
+TRACK_PEAK = TRUE_PEAK_LIMIT - 2.0  # before encoding
+# Clips stay lower still: a track's gain (its sounds and pauses ask for up to 1 dB) seldom needs the limiter.
+SPEECH_PEAK = TRACK_PEAK - 1.0
+RETRY_MARGIN = 0.5  # dB below the limit for a track encoded again because MP3 coding lifted a peak
+TRUE_PEAK_ACCURACY = 0.05  # dB this 4x estimate may read under one with a longer interpolator (scipy's, say)
 SOUND_LUFS = TARGET_LUFS - 8.0  # chimes and cues: clearly heard, but softer than the voice
 SOUND_PEAK = -8.0  # dBTP: and their strike never peaks near the voice's peaks
 
@@ -39,6 +45,7 @@ OVERSAMPLING = 4  # for the true-peak estimate
 IMPULSE_LENGTH = 4096  # K-weighting decays below 1e-9 within this many samples at 44.1 kHz
 FFT_SIZE = 1 << 16  # K-weighting runs on chunks of FFT_SIZE - IMPULSE_LENGTH + 1 samples
 INTERPOLATION_TAPS = 12  # per phase of the true-peak interpolator (48 in all, as in BS.1770-4)
+PEAK_PIECE = 1024  # samples: the true-peak search rules out whole pieces this long at once
 LIMITER_SECONDS = 0.01  # how fast the limiter's gain moves
 
 
@@ -103,9 +110,64 @@ def _overshoot_bound() -> float:
     return float(np.abs(_interpolator()).sum(axis=1).max())
 
 
+@functools.cache
+def _forward_taps() -> np.ndarray:
+    """The interpolator's phases reversed (so output i sums taps times inputs i, i + 1, ...), in float32."""
+    return np.ascontiguousarray(_interpolator()[:, ::-1], dtype=np.float32)
+
+
 def _oversampled_peaks(extended: np.ndarray) -> np.ndarray:
-    """Largest magnitude among the oversampled points of each window of INTERPOLATION_TAPS inputs."""
-    return np.max([np.abs(np.convolve(extended, phase, mode="valid")) for phase in _interpolator()], axis=0)
+    """Largest magnitude among the oversampled points of each window of INTERPOLATION_TAPS inputs.
+
+    Along the last axis; in float32, as a dozen whole-array steps (numpy's convolve is several times slower).
+    """
+    extended = np.asarray(extended, dtype=np.float32)
+    count = extended.shape[-1] - INTERPOLATION_TAPS + 1
+    taps = _forward_taps().reshape((OVERSAMPLING, INTERPOLATION_TAPS) + (1,) * extended.ndim)
+    points = taps[:, 0] * extended[..., :count]
+    for k in range(1, INTERPOLATION_TAPS):
+        points += taps[:, k] * extended[..., k : k + count]
+    return np.abs(points).max(axis=0)
+
+
+def _highest_point(extended: np.ndarray, floor: float) -> float:
+    """max(floor, the largest sample, the highest oversampled point the samples determine).
+
+    Only pieces that could hold a point above the highest known are oversampled (see
+    _overshoot_bound), the loudest few first, so a long stretch costs little more than finding
+    its largest sample.
+    """
+    magnitudes = np.abs(extended)
+    peak = max(floor, float(magnitudes.max(initial=0.0)))
+    windows = len(extended) - INTERPOLATION_TAPS + 1
+    if windows <= 0 or magnitudes.max() * _overshoot_bound() <= peak:
+        return peak
+    pieces = -(-windows // PEAK_PIECE)
+    padded = np.pad(extended, (0, (pieces + 1) * PEAK_PIECE - len(extended)))
+    largest = np.abs(padded).reshape(-1, PEAK_PIECE).max(axis=1)
+    reach = np.maximum(largest[:-1], largest[1:])  # a piece's windows reach into the next piece
+    views = np.lib.stride_tricks.sliding_window_view(padded, PEAK_PIECE + INTERPOLATION_TAPS - 1)[::PEAK_PIECE]
+    order = np.argsort(reach)[::-1]
+    for chosen in (order[:4], order[4:]):  # the loudest raise `peak`, so fewer of the rest need a look
+        chosen = chosen[reach[chosen] * _overshoot_bound() > peak]
+        if len(chosen):
+            points = _oversampled_peaks(views[chosen])
+            points[np.arange(PEAK_PIECE) >= windows - chosen[:, None] * PEAK_PIECE] = 0  # past the last window
+            peak = max(peak, float(points.max()))
+    return peak
+
+
+def _dbtp(peak: float) -> float:
+    return 20 * math.log10(peak) if peak else -math.inf
+
+
+def true_peak(samples: np.ndarray, at_least: float = -math.inf) -> float:
+    """The highest point of float `samples`, 4x oversampled, in dBTP, or `at_least` if that is higher.
+
+    Only the points the samples determine count, so give a few samples of context on each side.
+    A high `at_least` saves work: no stretch that cannot pass it is oversampled.
+    """
+    return _dbtp(_highest_point(np.asarray(samples, dtype=np.float64), gain(at_least)))
 
 
 class LoudnessMeter:
@@ -134,9 +196,30 @@ class LoudnessMeter:
         filtered = np.fft.irfft(np.fft.rfft(extended, FFT_SIZE) * self._spectrum, FFT_SIZE)
         weighted = np.concatenate([self._pending, filtered[IMPULSE_LENGTH - 1 : len(extended)]])
         whole = len(weighted) // self._step * self._step
-        self._energies.append(np.mean(weighted[:whole].reshape(-1, self._step) ** 2, axis=1))
+        self._keep(np.mean(weighted[:whole].reshape(-1, self._step) ** 2, axis=1))
         self._pending = weighted[whole:]
         self._samples += len(samples)
+
+    def skip(self, count: int) -> None:
+        """Take `count` samples of digital silence: once the filter has rung out, they only add steps of no energy."""
+        settle = min(count, len(self._history)) if self._history.any() else 0
+        if settle:
+            self.feed(np.zeros(settle))
+        steps, left = divmod(len(self._pending) + count - settle, self._step)
+        if steps:
+            energies = np.zeros(steps)
+            energies[0] = np.sum(self._pending**2) / self._step
+            self._keep(energies)
+            self._pending = np.zeros(left)
+        else:
+            self._pending = np.concatenate([self._pending, np.zeros(count - settle)])
+        self._samples += count - settle
+
+    def _keep(self, energies: np.ndarray) -> None:
+        """Keep step energies, joined now and then: one long array takes far less memory than many short ones."""
+        self._energies.append(energies)
+        if len(self._energies) >= 64:
+            self._energies = [np.concatenate(self._energies)]
 
     def integrated(self) -> float:
         """Gated loudness in LUFS; -inf for silence. Audio shorter than one block counts as one block."""
@@ -167,14 +250,12 @@ class Meter(LoudnessMeter):
             return
         samples = np.asarray(samples, dtype=np.float64)
         extended = np.concatenate([self._history[len(self._history) - INTERPOLATION_TAPS + 1 :], samples])
-        largest = float(np.abs(extended).max())
-        if largest * _overshoot_bound() > self._peak:  # else no point between these samples can be higher
-            self._peak = max(self._peak, float(_oversampled_peaks(extended).max()), largest)
+        self._peak = _highest_point(extended, self._peak)
         super().feed(samples)
 
     def true_peak(self) -> float:
         """The highest point of the 4x oversampled signal, in dBTP; -inf for silence."""
-        return 20 * math.log10(self._peak) if self._peak else -math.inf
+        return _dbtp(self._peak)
 
 
 def _lufs(mean_squares):
@@ -194,21 +275,56 @@ def loudness_in_track(samples: np.ndarray) -> float:
     return integrated_loudness(np.concatenate([pause, samples, pause]))
 
 
-def boost_to_target(blocks: Iterable[np.ndarray]) -> float:
-    """The gain in dB that brings a stream of int16 blocks to TARGET_LUFS (none for silence)."""
-    meter = LoudnessMeter()
-    for block in blocks:
+@dataclass(frozen=True)
+class Level:
+    """How loud a stream is."""
+
+    loudness: float  # LUFS, integrated
+    true_peak: float  # dBTP
+
+    def boost(self) -> float:
+        """The gain in dB that brings the stream to TARGET_LUFS (none for silence)."""
+        return TARGET_LUFS - self.loudness if math.isfinite(self.loudness) else 0.0
+
+
+def _feed(meter: LoudnessMeter, block: np.ndarray) -> None:
+    """Meter an int16 block; digital silence costs next to nothing."""
+    if block.any():
         meter.feed(block / 32768)
-    measured = meter.integrated()
-    return TARGET_LUFS - measured if math.isfinite(measured) else 0.0
+    else:
+        meter.skip(len(block))
 
 
-def measure_file(path: Path) -> Meter:
-    """Loudness and true peak of an audio file as a player decodes it, read a second at a time."""
+def measure(blocks: Iterable[np.ndarray]) -> Level:
+    """The level of a stream of int16 blocks."""
     meter = Meter()
-    for block in audio.stream_file(path):
-        meter.feed(block / 32768)
-    return meter
+    for block in blocks:
+        _feed(meter, block)
+    return Level(meter.integrated(), meter.true_peak())
+
+
+class Levelled:
+    """A stream measured as `mix`, brought to TARGET_LUFS and true-peak limited to `ceiling` dBTP.
+
+    Its loudness is the mix's plus the gain; where the limiter has to work, it takes a little of
+    that away, so then the stream is metered on its way out.
+    """
+
+    def __init__(self, blocks: Iterable[np.ndarray], mix: Level, ceiling: float):
+        boost = mix.boost()
+        self._blocks = normalize(blocks, boost, ceiling, mix.true_peak)
+        self._loudness = mix.loudness + boost
+        self._meter = None if _gain_fits(mix.true_peak, boost, ceiling) else LoudnessMeter()
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for block in self._blocks:
+            if self._meter:
+                _feed(self._meter, block)
+            yield block
+
+    def loudness(self) -> float:
+        """The integrated loudness, in LUFS, of the blocks given out."""
+        return self._meter.integrated() if self._meter else self._loudness
 
 
 def _moving_min(values: np.ndarray, size: int) -> np.ndarray:
@@ -254,21 +370,51 @@ def _limited(before: np.ndarray, samples: np.ndarray, after: np.ndarray, ceiling
     return limit(around, ceiling, _sample_peaks(around))[len(before) : len(before) + len(samples)]
 
 
-def normalize(blocks: Iterable[np.ndarray], boost: float, ceiling: float) -> Iterator[np.ndarray]:
+def _gain_fits(true_peak: float, boost: float, ceiling: float) -> bool:
+    """Whether a stream peaking at `true_peak` dBTP, raised by `boost` dB, stays under `ceiling` dBTP."""
+    return true_peak + boost <= ceiling
+
+
+def normalize(
+    blocks: Iterable[np.ndarray], boost: float, ceiling: float, true_peak: float = math.inf
+) -> Iterator[np.ndarray]:
     """int16 blocks raised by `boost` dB and true-peak limited to `ceiling` dBTP, streamed.
 
-    The limiter looks a little ahead, so the output runs a few milliseconds behind the input
-    (its pieces are not the input's); the total length is the same.
+    Given the input's `true_peak`, a gain that keeps it under the ceiling only scales. Otherwise
+    the limiter runs near blocks loud enough that a point could pass the ceiling (see
+    _overshoot_bound), and as it looks a little ahead, a block comes out once the next is in.
+    Blocks shorter than that look-ahead are joined first; the total length is the same.
     """
+    scale = gain(boost)
+    if _gain_fits(true_peak, boost, ceiling):
+        yield from (audio.scaled(block, scale) for block in blocks)
+        return
     context = 3 * round(LIMITER_SECONDS * audio.SAMPLE_RATE) + INTERPOLATION_TAPS  # what one output depends on
-    before, pending = np.zeros(0), np.zeros(0)
+    quiet = gain(ceiling) / (scale * _overshoot_bound()) * 32768  # no point near samples this soft needs limiting
+    marked = ((block, audio.peak(block) > quiet) for block in _joined(blocks, context))
+    before = current = None  # (block, whether it is loud)
+    for after in chain(marked, [None]):
+        if current is not None:
+            near = [entry for entry in (before, current, after) if entry is not None]
+            if not any(loud for _, loud in near):
+                yield audio.scaled(current[0], scale)
+            else:
+                head = before[0][-context:] if before else current[0][:0]
+                tail = after[0][:context] if after else current[0][:0]
+                yield _to_int16(_limited(*(part * scale / 32768 for part in (head, current[0], tail)), ceiling))
+        before, current = current, after
+
+
+def _joined(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """The blocks, each joined with the ones after it while shorter than `size` (the last may stay shorter)."""
+    pending: list[np.ndarray] = []
     for block in blocks:
-        pending = np.concatenate([pending, block * gain(boost) / 32768])
-        if len(pending) > context:
-            ready, pending = pending[:-context], pending[-context:]
-            yield _to_int16(_limited(before, ready, pending, ceiling))
-            before = np.concatenate([before, ready])[-context:]
-    yield _to_int16(_limited(before, pending, np.zeros(0), ceiling))
+        pending.append(block)
+        if sum(len(part) for part in pending) >= size:
+            yield pending[0] if len(pending) == 1 else np.concatenate(pending)
+            pending = []
+    if pending:
+        yield np.concatenate(pending)
 
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:

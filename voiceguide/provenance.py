@@ -51,9 +51,10 @@ def _sha256(data: bytes) -> str:
 
 
 def file_digest(path: Path) -> str | None:
-    """The file's content digest, or None if it cannot be read."""
+    """The file's content digest, or None if it cannot be read; read in pieces, so a long MP3 takes little memory."""
     try:
-        return _sha256(path.read_bytes())
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
     except OSError:
         return None
 

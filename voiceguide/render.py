@@ -1,14 +1,16 @@
 """Rendering: a timeline becomes a stream of PCM blocks, mixed from clips, sounds and a bed.
 
 Only the clips sounding in the current block are held in memory, so memory stays flat however
-long the track is. An optional background bed loops under the whole track, faded in and out,
-and dips smoothly while the voice speaks.
+long the track is, and a block where nothing sounds costs next to nothing. An optional
+background bed loops under the whole track, faded in and out, and dips smoothly while the voice
+speaks.
 """
 
 from __future__ import annotations
 
 import bisect
 import functools
+import hashlib
 from typing import Callable, Iterator
 
 import numpy as np
@@ -24,6 +26,7 @@ BREATH_LUFS = loudness.SOUND_LUFS - 4  # breathing tones pace gently, softer tha
 BED_FADE = audio.samples(4.0)
 DUCK_DB = -8.0  # how far the bed dips under speech
 DUCK_RAMP = audio.samples(0.4)  # how long the dip takes to go down, and to come back
+MIX_VERSION = 1  # part of every mix_key: bump it when rendering, levelling or metering changes
 
 
 @functools.lru_cache(maxsize=16)
@@ -71,6 +74,18 @@ def _smooth(ramp: np.ndarray) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * ramp)
 
 
+def mix_key(timeline: Timeline, identity: Callable[[Event], str]) -> str:
+    """A digest of everything that shapes the rendered track; `identity` names by content what `source` gives."""
+    digest = hashlib.sha256(f"{MIX_VERSION} {timeline.length}".encode())
+    if timeline.background:
+        digest.update(f" bed {sounds.digest(timeline.background.sound)} {timeline.background.level!r}".encode())
+    for event in timeline.events:
+        if event.kind in AUDIBLE:
+            content = event.breath if event.kind == "breath" else identity(event)
+            digest.update(f" {event.kind} {event.start} {event.length} {content}".encode())
+    return digest.hexdigest()[:32]
+
+
 def render(timeline: Timeline, source: Callable[[Event], np.ndarray]) -> Iterator[np.ndarray]:
     """Yield the whole track as consecutive int16 blocks; `source` gives a clip's or sound's samples."""
     pending = sorted((event for event in timeline.events if event.kind in AUDIBLE), key=lambda event: event.start)
@@ -86,6 +101,9 @@ def render(timeline: Timeline, source: Callable[[Event], np.ndarray]) -> Iterato
                 raise ValueError(f"{event.kind} at sample {event.start} is {len(samples)} samples, planned {event.length}")
             sounding.append((event, samples))
             upcoming += 1
+        if not sounding and bed is None:
+            yield np.zeros(block_end - block_start, dtype=np.int16)
+            continue
         mix = bed.block(block_start, block_end) if bed else np.zeros(block_end - block_start, dtype=np.float32)
         for event, samples in sounding:
             start, end = max(event.start, block_start), min(event.end, block_end)

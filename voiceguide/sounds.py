@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from importlib import resources
 from pathlib import Path
 
@@ -58,6 +59,11 @@ def levelled(path: Path) -> np.ndarray:
     return _levelled(path, _identity(path))
 
 
+def digest(path: Path) -> str:
+    """A digest of the sound's samples: its name by content."""
+    return _digest(path, _identity(path))
+
+
 def _identity(path: Path) -> tuple[int, ...]:
     """What tells a file saved again from the one decoded before (watch mode keeps one process running)."""
     try:
@@ -75,6 +81,11 @@ def _decoded(path: Path, identity: tuple[int, ...]) -> np.ndarray:
         raise VoiceguideError(f"{path}: cannot decode sound file: {error}") from None
     samples.setflags(write=False)
     return samples
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: Path, identity: tuple[int, ...]) -> str:
+    return hashlib.sha256(_decoded(path, identity)).hexdigest()
 
 
 @functools.lru_cache(maxsize=32)

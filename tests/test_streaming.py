@@ -1,0 +1,50 @@
+"""Streaming: the build's passes over the audio hold the same memory however long the track is."""
+
+from __future__ import annotations
+
+import tracemalloc
+
+import numpy as np
+
+from voiceguide import audio, loudness, sounds
+from voiceguide.export import PeakAudit
+from voiceguide.render import render
+from voiceguide.timeline import Event, Timeline
+
+CHIME = sounds.builtin_path("chime")
+SIX_SECONDS = audio.samples(6)
+LINE = np.round(0.3 * 32767 * np.sin(np.arange(SIX_SECONDS) * 0.07) * np.hanning(SIX_SECONDS)).astype(np.int16)
+
+
+def sixty_steps(minutes: float) -> Timeline:
+    """Sixty steps of six seconds of tone (a stand-in for speech) and a chime, spread over `minutes`."""
+    length = audio.samples(minutes * 60)
+    events = []
+    for index in range(60):
+        start = audio.samples(5) + index * (length - audio.samples(15)) // 60
+        events.append(Event("speech", start, len(LINE), index, text=f"line {index}"))
+        events.append(Event("sound", start + audio.samples(7), len(sounds.levelled(CHIME)), index, sound=CHIME))
+    return Timeline("t", tuple(events), (), length)
+
+
+def peak_memory(minutes: float) -> int:
+    """Bytes at most in use while measuring the mix, then levelling it and noting where to check the MP3."""
+    timeline = sixty_steps(minutes)
+
+    def source(event: Event) -> np.ndarray:
+        return LINE if event.kind == "speech" else sounds.levelled(event.sound)
+
+    tracemalloc.start()
+    try:
+        mix = loudness.measure(render(timeline, source))
+        audit = PeakAudit(loudness.TRUE_PEAK_LIMIT)
+        for _ in audit.watch(loudness.Levelled(render(timeline, source), mix, loudness.TRACK_PEAK)):
+            pass
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_does_not_grow_with_the_length_of_the_track():
+    peak_memory(1)  # caches (the levelled chime, the filters) are filled once per process
+    assert peak_memory(60) < 1.1 * peak_memory(10)
