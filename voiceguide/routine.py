@@ -330,6 +330,11 @@ def parse_cue_time(node: yaml.Node, ctx: _Context) -> CueTime:
         raise _Invalid(node, f"{CUE_TIME_HINT}, got {value!r}") from None
 
 
+def mapping_of(cls) -> Parser:
+    """A parser for a nested mapping of `cls`'s keys."""
+    return lambda node, ctx: _parse_mapping(cls, node, ctx.key_path, ctx)
+
+
 def _scalar_or_mapping(node: yaml.Node, ctx: _Context, scalar_parser: Parser, cls):
     """A value given either as one scalar (its main field) or as a mapping of `cls`'s keys."""
     if isinstance(node, yaml.ScalarNode):
@@ -404,10 +409,6 @@ class Breathe:
         return self.inhale + self.pause + self.exhale
 
 
-def parse_breathe(node: yaml.Node, ctx: _Context) -> Breathe:
-    return _parse_mapping(Breathe, node, ctx.key_path, ctx)
-
-
 @dataclass(frozen=True)
 class Step:
     name: str = key(parse_text, "short title; becomes the chapter title")
@@ -423,7 +424,7 @@ class Step:
     rounds: tuple[str, ...] = key(parse_lines, "a name for each round, added to its chapter title", default=())
     between: tuple[str, ...] = key(parse_lines, "spoken before each round after the first", default=())
     countdown: Countdown | None = key(parse_countdown, "ticks or spoken numbers over the hold's last seconds", default=None)
-    breathe: Breathe | None = key(parse_breathe, "tones that pace breathing through the hold", default=None)
+    breathe: Breathe | None = key(mapping_of(Breathe), "tones that pace breathing through the hold", default=None)
     min: float | None = key(parse_seconds, "the shortest the hold may become when fitting a length", default=None)
     max: float | None = key(parse_seconds, "the longest the hold may become when fitting a length", default=None)
     flex: bool = key(parse_bool, "false pins the hold to its length when fitting", default=True)
@@ -474,10 +475,6 @@ def parse_steps(node: yaml.Node, ctx: _Context) -> tuple[Step, ...]:
     return tuple(_parse_mapping(Step, item, f"{path}[{index}]", ctx) for index, item in enumerate(node.value))
 
 
-def parse_voice(node: yaml.Node, ctx: _Context) -> Voice:
-    return _parse_mapping(Voice, node, ctx.key_path, ctx)
-
-
 @dataclass(frozen=True)
 class Routine:
     title: str = key(parse_text, "the track's title (ID3 title and album)")
@@ -486,7 +483,7 @@ class Routine:
     author: str | None = key(parse_text, "who wrote the routine (ID3 artist); default: voiceguide", default=None)
     cover: Path | None = key(parse_image, "cover art, a PNG or JPEG file; default: drawn with the title", default=None)
     language: str = key(parse_language, "language of the narration", default="en")
-    voice: Voice = key(parse_voice, "which voice speaks, and how fast", default=Voice())
+    voice: Voice = key(mapping_of(Voice), "which voice speaks, and how fast", default=Voice())
     intro: tuple[str, ...] = key(parse_lines, "spoken before the first step", default=())
     outro: tuple[str, ...] = key(parse_lines, "spoken after the last step", default=())
     pronounce: dict[str, str] = key(
