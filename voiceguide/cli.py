@@ -110,8 +110,10 @@ def main() -> None:
       voiceguide build routines/back-pain-relief.yaml    # -> build/back-pain-relief.mp3
     """
     # A polite kill (SIGTERM) unwinds like Ctrl-C, so half-written files are removed on the way out.
+    # Ctrl-C is restored too, for a process started with SIGINT ignored (a shell's background job).
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _interrupt(signum, frame) -> None:
