@@ -22,7 +22,8 @@ from voiceguide.timeline import Event, Timeline
 BLOCK = audio.SAMPLE_RATE  # one second of audio per block
 AUDIBLE = ("speech", "sound", "breath")
 
-BREATH_LUFS = loudness.SOUND_LUFS - 4  # breathing tones pace gently, softer than a chime
+BREATH_LUFS = loudness.SOUND_LUFS - 12  # breathing tones pace gently, well under a chime, so the many tone-only
+# stretches of a breath-paced routine fall below the loudness gate and the voice sets the level
 BED_FADE = audio.samples(4.0)
 DUCK_DB = -8.0  # how far the bed dips under speech
 DUCK_RAMP = audio.samples(0.4)  # how long the dip takes to go down, and to come back
