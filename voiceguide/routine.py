@@ -163,15 +163,20 @@ def parse_seconds(node: yaml.Node, ctx: _Context) -> float:
     return seconds
 
 
-def parse_speed(node: yaml.Node, ctx: _Context) -> float:
+def _number(node: yaml.Node, accept: Callable[[float], bool], expected: str) -> float:
+    """A number that `accept` allows (NaN never is), else an error saying what was `expected`."""
     value = _scalar(node)
     try:
-        speed = float(value)
+        number = float(value)
     except ValueError:
-        speed = math.nan
-    if not 0.5 <= speed <= 2.0:
-        raise _Invalid(node, f"expected a number from 0.5 to 2.0 (1.0 is the voice's normal pace), got {value!r}")
-    return speed
+        number = math.nan
+    if not accept(number):
+        raise _Invalid(node, f"expected {expected}, got {value!r}")
+    return number
+
+
+def parse_speed(node: yaml.Node, ctx: _Context) -> float:
+    return _number(node, lambda speed: 0.5 <= speed <= 2.0, "a number from 0.5 to 2.0 (1.0 is the voice's normal pace)")
 
 
 def parse_language(node: yaml.Node, ctx: _Context) -> str:
@@ -266,14 +271,7 @@ def parse_bool(node: yaml.Node, ctx: _Context) -> bool:
 
 
 def parse_weight(node: yaml.Node, ctx: _Context) -> float:
-    value = _scalar(node)
-    try:
-        weight = float(value)
-    except ValueError:
-        weight = math.nan
-    if not 0 < weight <= 100:
-        raise _Invalid(node, f"expected a number above 0 (1 is normal, 2 takes twice the change), got {value!r}")
-    return weight
+    return _number(node, lambda weight: 0 < weight <= 100, "a number above 0 (1 is normal, 2 takes twice the change)")
 
 
 def parse_level(node: yaml.Node, ctx: _Context) -> float:
