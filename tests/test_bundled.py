@@ -14,6 +14,7 @@ import pytest
 
 from voiceguide import audio, routine as routines, timeline
 from voiceguide.build import sound_length
+from voiceguide.durations import format_duration, parse_duration
 from voiceguide.voices.clips import estimate_lengths
 
 from conftest import ROUTINES, SAMPLE_RATE, decode, read_plan, true_peak
@@ -84,17 +85,17 @@ def test_bundled_routine_at_other_lengths_is_exact(name, factor, cli, cache_dir)
     routine = routines.load(ROUTINES / name)
     natural = estimated_plan(routine).length
     target = audio.samples(round(audio.seconds(natural) * factor))
-    length = routines.format_duration(audio.seconds(target))
+    length = format_duration(audio.seconds(target))
     result = cli("build", ROUTINES / name, "-o", cache_dir, "--length", length, "--fill", "repeat")
     if result.exit_code == 2:  # bounds do not allow it: the error must say the range, which excludes it
         found = re.search(r"can run from (\S+) to (\S+); asked for", result.stderr)
         assert found, result.stderr
-        shortest, longest = (routines.parse_duration(text) for text in found.groups())
+        shortest, longest = (parse_duration(text) for text in found.groups())
         assert not shortest <= audio.seconds(target) <= longest
         assert factor == 0.5  # only shortening can hit a floor: --fill repeat reaches any longer length
         return
     assert result.exit_code == 0, result.stderr
     mp3 = cache_dir / f"{routine.name}-{length}.mp3"
     decoded = len(decode(mp3)) / SAMPLE_RATE
-    assert abs(decoded - routines.parse_duration(length)) < 0.05
+    assert abs(decoded - parse_duration(length)) < 0.05
     assert read_plan(mp3)["chapters"][-1]["end"] == pytest.approx(decoded, abs=0.05)

@@ -9,6 +9,7 @@ import pytest
 
 from voiceguide import routine as routines
 from voiceguide import sounds
+from voiceguide.durations import format_duration, parse_duration
 from voiceguide.errors import RoutineError
 
 from conftest import ROUTINES
@@ -20,18 +21,18 @@ from conftest import ROUTINES
      ("2.5s", 2.5), (" 1m 5s ", 65), ("0", 0)],
 )
 def test_durations(text, seconds):
-    assert routines.parse_duration(text) == seconds
+    assert parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["forever", "", "-5s", "1:3", "5x", "nan", "inf", "m", "1m-3s"])
 def test_bad_durations(text):
     with pytest.raises(ValueError):
-        routines.parse_duration(text)
+        parse_duration(text)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(400, "6m40s"), (45.5, "45.5s"), (3600, "1h"), (0, "0s")])
 def test_format_duration(seconds, text):
-    assert routines.format_duration(seconds) == text
+    assert format_duration(seconds) == text
 
 
 def load_text(tmp_path, text: str):

@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from voiceguide import audio, cover, loudness, provenance, routine as routines, sounds
+from voiceguide.durations import format_duration
 from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
 from voiceguide.errors import VoiceguideError
 from voiceguide.files import atomic_path, remove_stale_temporaries
@@ -64,7 +65,7 @@ def output_name(routine: routines.Routine, length: int | None) -> str:
     """NAME, or NAME-20m for a custom length, so versions of one routine sit side by side."""
     if length is None:
         return routine.name
-    return f"{routine.name}-{routines.format_duration(audio.seconds(length))}"
+    return f"{routine.name}-{format_duration(audio.seconds(length))}"
 
 
 def plan_routine(

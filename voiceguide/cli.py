@@ -21,6 +21,7 @@ from voiceguide import routine as routines
 from voiceguide.batch import Outcome, build_routines, prune_cache
 from voiceguide.build import BuildOptions, UpToDate, plan_routine
 from voiceguide.sidecars import clock
+from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import VoiceguideError, RoutineError
 from voiceguide.play import Track, play as play_track
 from voiceguide.preview import preview
@@ -127,9 +128,9 @@ class _Duration(click.ParamType):
 
     def convert(self, value, param, ctx):
         try:
-            seconds = routines.parse_duration(str(value))
+            seconds = parse_duration(str(value))
         except ValueError:
-            self.fail(f"{routines.DURATION_HINT}, got {value!r}", param, ctx)
+            self.fail(f"{DURATION_HINT}, got {value!r}", param, ctx)
         if seconds <= 0:
             self.fail("must be longer than 0s", param, ctx)
         return audio.samples(seconds)
@@ -351,7 +352,7 @@ def watch_command(
 
 
 def _duration(samples: int) -> str:
-    return routines.format_duration(audio.seconds(samples))
+    return format_duration(audio.seconds(samples))
 
 
 @main.command(name="plan")
@@ -522,7 +523,7 @@ def play_command(track: Path) -> None:
         click.echo("stopped")
         return
     display.clear()
-    click.echo(f"played {track} ({routines.format_duration(played.length)})")
+    click.echo(f"played {track} ({format_duration(played.length)})")
 
 
 def _megabytes(size: int) -> str:

@@ -1,16 +1,13 @@
-"""Routine files: the schema, duration syntax, and loading with file:line:column errors.
+"""Routine files: the schema, and `load`, which validates a file against it.
 
-The schema is declared once, as frozen dataclasses whose fields carry their parser in
-`metadata`. One generic walker drives validation from those declarations over the YAML node
-tree (not the plain loaded values) so that every problem can name its line and column, and it
-collects every problem in the file before raising one `RoutineError`.
+The schema is declared once, as frozen dataclasses whose fields carry their parser and their
+documentation (see yaml_walk.key); yaml_walk.py walks the YAML node tree with them, so that every
+problem names its line and column, and all of a file's problems are reported together.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import io
 import math
 import re
 from dataclasses import dataclass, field
@@ -20,269 +17,170 @@ from typing import Any, Callable
 import yaml
 
 from voiceguide import cover, sounds
+from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import RoutineError
+from voiceguide.voices import ENGINE_CHOICES
+from voiceguide.voices.piper_engine import MODEL_SUFFIX
+from voiceguide.yaml_walk import (
+    Context, Invalid, Location, compose, declared_keys, describe, key, mapping_of, parse_keys, parse_mapping,
+    read_text, scalar, scalar_or_mapping,
+)
 
-MAX_FILE_BYTES = 1_000_000
 MAX_STEPS = 2000
 MAX_LINE_CHARACTERS = 5000
 MAX_SECONDS = 12 * 3600  # no duration, and no whole track, may be longer
-MAX_NODES = 200_000  # YAML nodes after aliases and merges are expanded: refuses "alias bombs"
 
 DEFAULT_TRANSITION = "chime"
 
 
-class _Invalid(Exception):
-    """A value failed validation; carries the node to point at and the message."""
-
-    def __init__(self, node: yaml.Node, message: str):
-        self.node = node
-        super().__init__(message)
-
-
-@dataclass(frozen=True)
-class Location:
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
-
-
-class _Context:
-    """What a parser needs besides its node: where the file is, and the problems so far."""
-
-    def __init__(self, display_name: str, folder: Path):
-        self.display_name = display_name
-        self.folder = folder
-        self.problems: list[str] = []
-        self.key_path = ""  # the key being parsed, like steps[3].hold
-        self.step_defaults: dict[str, Any] = {}
-
-    def location(self, node: yaml.Node) -> Location:
-        mark = node.start_mark
-        return Location(self.display_name, mark.line + 1, mark.column + 1)
-
-    def report(self, node: yaml.Node, key_path: str, message: str) -> None:
-        where = f"{key_path}: " if key_path else ""
-        self.problems.append(f"{self.location(node)}: {where}{message}")
-
-
-Parser = Callable[[yaml.Node, _Context], Any]
-
-
-def key(parse: Parser, doc: str, default: Any = dataclasses.MISSING, name: str | None = None, default_factory=dataclasses.MISSING):
-    """Declare a routine key: its parser, a one-line description, its default, its YAML name."""
-    metadata = {"parse": parse, "doc": doc, "key": name}
-    return field(default=default, default_factory=default_factory, metadata=metadata)
-
-
 # ---------------------------------------------------------------- value parsers
 
-_DURATION_UNITS = re.compile(
-    r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$"
-)
-_DURATION_CLOCK = re.compile(r"^(?:(?P<h>\d+):)?(?P<m>\d+):(?P<s>\d{2}(?:\.\d+)?)$")
-DURATION_HINT = "expected a duration like 45s, 1m30s, 2m or 1:30"
 
-
-def parse_duration(text: str) -> float:
-    """Seconds in `text` ('45', '45s', '1m30s', '2m', '1h', '1:30', '1:02:30'); ValueError if not one."""
-    compact = text.strip().lower().replace(" ", "")
-    if not compact:
-        raise ValueError(text)
-    try:
-        seconds = float(compact)
-    except ValueError:
-        match = _DURATION_CLOCK.match(compact) or _DURATION_UNITS.match(compact)
-        if not match or not any(match.groupdict().values()):
-            raise ValueError(text) from None
-        parts = {unit: float(value or 0) for unit, value in match.groupdict().items()}
-        seconds = parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(text)
-    return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The inverse of parse_duration, for messages: 400 -> '6m40s', 45.5 -> '45.5s'.
-
-    Tenths of a second are shown only under a minute, where they matter.
-    """
-    total = round(seconds, 1) if seconds < 60 else round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = (f"{int(hours)}h" if hours else "") + (f"{int(minutes)}m" if minutes else "")
-    if secs or not text:
-        text += f"{secs:g}s"
-    return text
-
-
-def _scalar(node: yaml.Node) -> str:
-    if not isinstance(node, yaml.ScalarNode):
-        raise _Invalid(node, f"expected a single value, got {_describe(node)}")
-    if node.tag == "tag:yaml.org,2002:null" and node.style is None:
-        raise _Invalid(node, "is empty; give it a value")
-    return node.value
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return repr(node.value)
-
-
-def parse_text(node: yaml.Node, ctx: _Context) -> str:
-    text = " ".join(_scalar(node).split())
+def parse_text(node: yaml.Node, ctx: Context) -> str:
+    text = " ".join(scalar(node).split())
     if not text:
-        raise _Invalid(node, "is empty; give it some text")
+        raise Invalid(node, "is empty; give it some text")
     if len(text) > MAX_LINE_CHARACTERS:
-        raise _Invalid(node, f"is {len(text):,} characters; split it into lines of at most {MAX_LINE_CHARACTERS:,}")
+        raise Invalid(node, f"is {len(text):,} characters; split it into lines of at most {MAX_LINE_CHARACTERS:,}")
     return text
 
 
-def parse_lines(node: yaml.Node, ctx: _Context) -> tuple[str, ...]:
+def parse_lines(node: yaml.Node, ctx: Context) -> tuple[str, ...]:
     """A string, or a list of strings spoken in turn."""
     if isinstance(node, yaml.SequenceNode):
         if not node.value:
-            raise _Invalid(node, "is an empty list; give at least one line to say")
+            raise Invalid(node, "is an empty list; give at least one line to say")
         return tuple(parse_text(item, ctx) for item in node.value)
     return (parse_text(node, ctx),)
 
 
-def parse_seconds(node: yaml.Node, ctx: _Context) -> float:
-    value = _scalar(node)
+def parse_seconds(node: yaml.Node, ctx: Context) -> float:
+    value = scalar(node)
     try:
         seconds = parse_duration(value)
     except ValueError:
-        raise _Invalid(node, f"{DURATION_HINT}, got {value!r}") from None
+        raise Invalid(node, f"{DURATION_HINT}, got {value!r}") from None
     if seconds > MAX_SECONDS:
-        raise _Invalid(node, f"is longer than {format_duration(MAX_SECONDS)}, the longest a track may be")
+        raise Invalid(node, f"is longer than {format_duration(MAX_SECONDS)}, the longest a track may be")
     return seconds
 
 
 def _number(node: yaml.Node, accept: Callable[[float], bool], expected: str) -> float:
     """A number that `accept` allows (NaN never is), else an error saying what was `expected`."""
-    value = _scalar(node)
+    value = scalar(node)
     try:
         number = float(value)
     except ValueError:
         number = math.nan
     if not accept(number):
-        raise _Invalid(node, f"expected {expected}, got {value!r}")
+        raise Invalid(node, f"expected {expected}, got {value!r}")
     return number
 
 
-def parse_speed(node: yaml.Node, ctx: _Context) -> float:
+def parse_speed(node: yaml.Node, ctx: Context) -> float:
     return _number(node, lambda speed: 0.5 <= speed <= 2.0, "a number from 0.5 to 2.0 (1.0 is the voice's normal pace)")
 
 
-def parse_language(node: yaml.Node, ctx: _Context) -> str:
-    value = _scalar(node)
+def parse_language(node: yaml.Node, ctx: Context) -> str:
+    value = scalar(node)
     if not re.fullmatch(r"[a-zA-Z]{2,3}([-_][a-zA-Z0-9]{2,8})*", value):
-        raise _Invalid(node, f"expected a language code like en, fr or en-us, got {value!r}")
+        raise Invalid(node, f"expected a language code like en, fr or en-us, got {value!r}")
     return value.lower().replace("_", "-")
 
 
-def parse_engine(node: yaml.Node, ctx: _Context) -> str:
-    from voiceguide.voices import ENGINE_CHOICES
-
-    value = _scalar(node)
+def parse_engine(node: yaml.Node, ctx: Context) -> str:
+    value = scalar(node)
     if value not in ENGINE_CHOICES:
-        raise _Invalid(node, f"unknown engine {value!r}; expected one of {', '.join(ENGINE_CHOICES)}")
+        raise Invalid(node, f"unknown engine {value!r}; expected one of {', '.join(ENGINE_CHOICES)}")
     return value
 
 
-def parse_voice_name(node: yaml.Node, ctx: _Context) -> str:
+def parse_voice_name(node: yaml.Node, ctx: Context) -> str:
     """A voice name, or the path of a Piper .onnx model (relative to the routine)."""
-    from voiceguide.voices.piper_engine import MODEL_SUFFIX
-
     name = parse_text(node, ctx)
     if not name.endswith(MODEL_SUFFIX):
         return name
     path = ctx.folder / Path(name).expanduser()
     if not path.is_file():
-        raise _Invalid(node, f"voice model {name!r} does not exist (looked in {ctx.folder})")
+        raise Invalid(node, f"voice model {name!r} does not exist (looked in {ctx.folder})")
     return str(path.absolute())
 
 
-def parse_pronounce(node: yaml.Node, ctx: _Context) -> dict[str, str]:
+def parse_pronounce(node: yaml.Node, ctx: Context) -> dict[str, str]:
     """Words mapped to how the voice should say them; every problem is reported."""
     if not isinstance(node, yaml.MappingNode):
-        raise _Invalid(node, f"expected a mapping of word: spoken form, like effleurage: eff-luh-rahzh, got {_describe(node)}")
+        raise Invalid(node, f"expected a mapping of word: spoken form, like effleurage: eff-luh-rahzh, got {describe(node)}")
     spellings: dict[str, str] = {}
     for key_node, value_node in node.value:
         try:
             word = parse_text(key_node, ctx)
             if word.lower() in (known.lower() for known in spellings):
-                raise _Invalid(key_node, "is given twice (words match in any case); keep one")
+                raise Invalid(key_node, "is given twice (words match in any case); keep one")
             spellings[word] = parse_text(value_node, ctx)
-        except _Invalid as invalid:
+        except Invalid as invalid:
             ctx.report(invalid.node, f"{ctx.key_path}.{getattr(key_node, 'value', '')}", str(invalid))
     return spellings
 
 
-def parse_sound(node: yaml.Node, ctx: _Context) -> Path | None:
+def parse_sound(node: yaml.Node, ctx: Context) -> Path | None:
     """A built-in sound name, a path to an audio file (relative to the routine), or none."""
-    value = _scalar(node)
+    value = scalar(node)
     if value.lower() == "none":
         return None
     try:
         return sounds.resolve(value, ctx.folder)
     except ValueError as error:
-        raise _Invalid(node, str(error)) from None
+        raise Invalid(node, str(error)) from None
 
 
-def parse_sound_required(node: yaml.Node, ctx: _Context) -> Path:
+def parse_sound_required(node: yaml.Node, ctx: Context) -> Path:
     sound = parse_sound(node, ctx)
     if sound is None:
-        raise _Invalid(node, "needs a sound: a built-in name or an audio file")
+        raise Invalid(node, "needs a sound: a built-in name or an audio file")
     return sound
 
 
-def parse_image(node: yaml.Node, ctx: _Context) -> Path:
+def parse_image(node: yaml.Node, ctx: Context) -> Path:
     """A PNG or JPEG file, relative to the routine."""
-    path = ctx.folder / Path(_scalar(node)).expanduser()
+    path = ctx.folder / Path(scalar(node)).expanduser()
     try:
         cover.check_image(path)
     except ValueError as error:
-        raise _Invalid(node, str(error)) from None
+        raise Invalid(node, str(error)) from None
     return path
 
 
 def _integer(node: yaml.Node, low: int, high: int, what: str) -> int:
-    value = _scalar(node)
+    value = scalar(node)
     if not re.fullmatch(r"\d+", value.strip()) or not low <= int(value) <= high:
-        raise _Invalid(node, f"expected a whole number of {what} from {low} to {high}, got {value!r}")
+        raise Invalid(node, f"expected a whole number of {what} from {low} to {high}, got {value!r}")
     return int(value)
 
 
-def parse_repeat(node: yaml.Node, ctx: _Context) -> int:
+def parse_repeat(node: yaml.Node, ctx: Context) -> int:
     return _integer(node, 1, 20, "rounds")
 
 
-def parse_bool(node: yaml.Node, ctx: _Context) -> bool:
-    value = _scalar(node)
+def parse_bool(node: yaml.Node, ctx: Context) -> bool:
+    value = scalar(node)
     if node.tag != "tag:yaml.org,2002:bool":
-        raise _Invalid(node, f"expected true or false, got {value!r}")
+        raise Invalid(node, f"expected true or false, got {value!r}")
     return value.lower() in ("true", "yes", "on", "y")
 
 
-def parse_weight(node: yaml.Node, ctx: _Context) -> float:
+def parse_weight(node: yaml.Node, ctx: Context) -> float:
     return _number(node, lambda weight: 0 < weight <= 100, "a number above 0 (1 is normal, 2 takes twice the change)")
 
 
-def parse_level(node: yaml.Node, ctx: _Context) -> float:
+def parse_level(node: yaml.Node, ctx: Context) -> float:
     """Decibels relative to the voice, like -20 or -20dB; at most 0."""
-    value = _scalar(node)
+    value = scalar(node)
     try:
         level = float(re.sub(r"\s*db$", "", value.strip(), flags=re.IGNORECASE))
     except ValueError:
         level = math.nan
     if not -60 <= level <= 0:
-        raise _Invalid(node, f"expected a level in dB below the voice, from -60 to 0 (like -20dB), got {value!r}")
+        raise Invalid(node, f"expected a level in dB below the voice, from -60 to 0 (like -20dB), got {value!r}")
     return level
 
 
@@ -307,8 +205,8 @@ class CueTime:
 CUE_TIME_HINT = "expected an offset like 30s, -10s (before the end), 50% or half"
 
 
-def parse_cue_time(node: yaml.Node, ctx: _Context) -> CueTime:
-    value = _scalar(node).strip().lower()
+def parse_cue_time(node: yaml.Node, ctx: Context) -> CueTime:
+    value = scalar(node).strip().lower()
     if value == "half":
         return CueTime(fraction=0.5)
     try:
@@ -325,19 +223,7 @@ def parse_cue_time(node: yaml.Node, ctx: _Context) -> CueTime:
             raise ValueError(value)
         return CueTime(seconds=seconds, before_end=before_end)
     except ValueError:
-        raise _Invalid(node, f"{CUE_TIME_HINT}, got {value!r}") from None
-
-
-def mapping_of(cls) -> Parser:
-    """A parser for a nested mapping of `cls`'s keys."""
-    return lambda node, ctx: _parse_mapping(cls, node, ctx.key_path, ctx)
-
-
-def _scalar_or_mapping(node: yaml.Node, ctx: _Context, scalar_parser: Parser, cls):
-    """A value given either as one scalar (its main field) or as a mapping of `cls`'s keys."""
-    if isinstance(node, yaml.ScalarNode):
-        return scalar_parser(node, ctx)
-    return _parse_mapping(cls, node, ctx.key_path, ctx)
+        raise Invalid(node, f"{CUE_TIME_HINT}, got {value!r}") from None
 
 
 # ---------------------------------------------------------------- the schema
@@ -366,17 +252,17 @@ class Cue:
             raise ValueError("a cue needs either 'say' or 'sound' (one of them)")
 
 
-def parse_cues(node: yaml.Node, ctx: _Context) -> tuple[Cue, ...]:
+def parse_cues(node: yaml.Node, ctx: Context) -> tuple[Cue, ...]:
     if not isinstance(node, yaml.SequenceNode):
-        raise _Invalid(node, f"expected a list of cues, got {_describe(node)}")
+        raise Invalid(node, f"expected a list of cues, got {describe(node)}")
     path = ctx.key_path
-    return tuple(_parse_mapping(Cue, item, f"{path}[{index}]", ctx) for index, item in enumerate(node.value))
+    return tuple(parse_mapping(Cue, item, f"{path}[{index}]", ctx) for index, item in enumerate(node.value))
 
 
-def parse_countdown_style(node: yaml.Node, ctx: _Context) -> str:
-    value = _scalar(node).strip().lower()
+def parse_countdown_style(node: yaml.Node, ctx: Context) -> str:
+    value = scalar(node).strip().lower()
     if value not in ("tick", "voice"):
-        raise _Invalid(node, f"expected tick or voice, got {value!r}")
+        raise Invalid(node, f"expected tick or voice, got {value!r}")
     return value
 
 
@@ -386,10 +272,10 @@ class Countdown:
     style: str = key(parse_countdown_style, "tick (soft ticks) or voice (spoken numbers)", default="tick")
 
 
-def parse_countdown(node: yaml.Node, ctx: _Context) -> Countdown | None:
-    if isinstance(node, yaml.ScalarNode) and _scalar(node).strip().lower() in ("none", "0", "false"):
+def parse_countdown(node: yaml.Node, ctx: Context) -> Countdown | None:
+    if isinstance(node, yaml.ScalarNode) and scalar(node).strip().lower() in ("none", "0", "false"):
         return None
-    return _scalar_or_mapping(node, ctx, lambda n, c: Countdown(count=_integer(n, 1, 30, "seconds")), Countdown)
+    return scalar_or_mapping(node, ctx, lambda n, c: Countdown(count=_integer(n, 1, 30, "seconds")), Countdown)
 
 
 @dataclass(frozen=True)
@@ -449,28 +335,28 @@ class Background:
     level: float = key(parse_level, "loudness relative to the voice, in dB", default=-22.0)
 
 
-def parse_background(node: yaml.Node, ctx: _Context) -> Background | None:
-    if isinstance(node, yaml.ScalarNode) and _scalar(node).strip().lower() == "none":
+def parse_background(node: yaml.Node, ctx: Context) -> Background | None:
+    if isinstance(node, yaml.ScalarNode) and scalar(node).strip().lower() == "none":
         return None
-    return _scalar_or_mapping(node, ctx, lambda n, c: Background(sound=parse_sound_required(n, c)), Background)
+    return scalar_or_mapping(node, ctx, lambda n, c: Background(sound=parse_sound_required(n, c)), Background)
 
 
-def parse_defaults(node: yaml.Node, ctx: _Context) -> dict[str, Any]:
+def parse_defaults(node: yaml.Node, ctx: Context) -> dict[str, Any]:
     """Step keys that apply to every step that does not set them (read before the steps)."""
-    fields = {f.metadata.get("key") or f.name: f for f in dataclasses.fields(Step) if f.name in DEFAULTABLE}
-    values, _ = _parse_keys(fields, node, ctx.key_path, ctx)
+    fields = {name: spec for name, spec in declared_keys(Step).items() if spec.name in DEFAULTABLE}
+    values, _ = parse_keys(fields, node, ctx.key_path, ctx)
     return values
 
 
-def parse_steps(node: yaml.Node, ctx: _Context) -> tuple[Step, ...]:
+def parse_steps(node: yaml.Node, ctx: Context) -> tuple[Step, ...]:
     if not isinstance(node, yaml.SequenceNode):
-        raise _Invalid(node, f"expected a list of steps, got {_describe(node)}")
+        raise Invalid(node, f"expected a list of steps, got {describe(node)}")
     if not node.value:
-        raise _Invalid(node, "is empty; a routine needs at least one step")
+        raise Invalid(node, "is empty; a routine needs at least one step")
     if len(node.value) > MAX_STEPS:
-        raise _Invalid(node, f"has {len(node.value):,} steps; a routine may have at most {MAX_STEPS:,}")
+        raise Invalid(node, f"has {len(node.value):,} steps; a routine may have at most {MAX_STEPS:,}")
     path = ctx.key_path
-    return tuple(_parse_mapping(Step, item, f"{path}[{index}]", ctx) for index, item in enumerate(node.value))
+    return tuple(parse_mapping(Step, item, f"{path}[{index}]", ctx) for index, item in enumerate(node.value))
 
 
 @dataclass(frozen=True)
@@ -488,7 +374,7 @@ class Routine:
         parse_pronounce, "words the voice says wrong, with how to say them: {effleurage: eff-luh-rahzh}", default_factory=dict
     )
     background: Background | None = key(parse_background, "an ambient bed under the whole track", default=None)
-    defaults: dict = key(lambda node, ctx: ctx.step_defaults, "step keys that apply to every step", default_factory=dict)
+    defaults: dict = key(lambda node, ctx: ctx.defaults.get(Step, {}), "step keys that apply to every step", default_factory=dict)
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -497,108 +383,29 @@ class Routine:
         return self.source.stem if self.source else "routine"
 
 
-# ---------------------------------------------------------------- the walker
-
-
-def _parse_keys(fields: dict, node: yaml.Node, key_path: str, ctx: _Context) -> tuple[dict[str, Any], set[str]]:
-    """Parse the keys of a mapping node that `fields` declares; report unknown, repeated and bad ones.
-
-    Returns the parsed values by field name, and the key names that were given.
-    """
-    values: dict[str, Any] = {}
-    seen: set[str] = set()
-    if not isinstance(node, yaml.MappingNode):
-        ctx.report(node, key_path, f"expected a mapping of keys, got {_describe(node)}")
-        return values, seen
-    for key_node, value_node in node.value:
-        name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-        shown = name if name and re.fullmatch(r"[\w-]+", name) else repr(name)
-        child_path = f"{key_path}.{shown}" if key_path else shown
-        if name not in fields:
-            ctx.report(key_node, child_path, _unknown_key_message(name, fields))
-            continue
-        if name in seen:
-            ctx.report(key_node, child_path, "is given twice; keep one")
-            continue
-        seen.add(name)
-        spec = fields[name]
-        ctx.key_path = child_path
-        try:
-            values[spec.name] = spec.metadata["parse"](value_node, ctx)
-        except _Invalid as invalid:
-            ctx.report(invalid.node, child_path, str(invalid))
-        finally:
-            ctx.key_path = key_path
-    return values, seen
-
-
-def _parse_mapping(cls, node: yaml.Node, key_path: str, ctx: _Context):
-    """Build `cls` from a mapping node, reporting every problem; returns None if any."""
-    fields = {f.metadata.get("key") or f.name: f for f in dataclasses.fields(cls) if "parse" in f.metadata}
-    problems_before = len(ctx.problems)
-    values, seen = _parse_keys(fields, node, key_path, ctx)
-    if not isinstance(node, yaml.MappingNode):
-        return None
-    for name, spec in fields.items():
-        if name in seen:
-            continue
-        if cls is Step and spec.name in ctx.step_defaults:
-            values[spec.name] = ctx.step_defaults[spec.name]
-        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
-            ctx.report(node, key_path, f"missing required key '{name}' ({spec.metadata['doc']})")
-    if len(ctx.problems) > problems_before:
-        return None
-    if "location" in {f.name for f in dataclasses.fields(cls)}:
-        values["location"] = ctx.location(node)
-    try:
-        return cls(**values)
-    except ValueError as error:  # a rule across keys, checked in __post_init__
-        ctx.report(node, key_path, str(error))
-        return None
-
-
-def _unknown_key_message(name: str | None, fields: dict) -> str:
-    if name is None:
-        return "keys must be plain words"
-    close = difflib.get_close_matches(name, list(fields), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown key; {hint}expected one of {', '.join(fields)}"
+# ---------------------------------------------------------------- loading
 
 
 def load(path: str | Path) -> Routine:
     """Read and validate a routine file; raise RoutineError listing every problem found."""
     path = Path(path)
-    display = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise RoutineError([f"{display}:1:1: the file is {size:,} bytes; a routine may be at most 1 MB"])
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RoutineError([f"{display}: no such routine file"]) from None
-    except IsADirectoryError:
-        raise RoutineError([f"{display}: is a folder, not a routine file"]) from None
-    except UnicodeDecodeError as error:
-        raise RoutineError([f"{display}:1:1: not UTF-8 text ({error.reason} at byte {error.start})"]) from None
-    except OSError as error:
-        raise RoutineError([f"{display}: cannot read: {error.strerror}"]) from None
-    return loads(text, display, path.resolve().parent, source=path)
+    return loads(read_text(path), str(path), path.resolve().parent, source=path)
 
 
 def loads(text: str, display_name: str, folder: Path, source: Path | None = None) -> Routine:
     """Validate routine YAML given as text; `folder` is where relative sound paths start."""
-    ctx = _Context(display_name, folder)
-    root = _compose(text, display_name)
+    ctx = Context(display_name, folder)
+    root = compose(text, display_name)
     if root is None:
         raise RoutineError([f"{display_name}:1:1: the file is empty; a routine needs a title and steps"])
     _read_step_defaults(root, ctx)
-    routine = _parse_mapping(Routine, root, "", ctx)
+    routine = parse_mapping(Routine, root, "", ctx)
     if ctx.problems:
         raise RoutineError(ctx.problems)
     return dataclasses.replace(routine, source=source)
 
 
-def _read_step_defaults(root: yaml.Node, ctx: _Context) -> None:
+def _read_step_defaults(root: yaml.Node, ctx: Context) -> None:
     """Read `defaults:` first, wherever it stands in the file, so every step can use it."""
     if not isinstance(root, yaml.MappingNode):
         return
@@ -606,76 +413,7 @@ def _read_step_defaults(root: yaml.Node, ctx: _Context) -> None:
         if isinstance(key_node, yaml.ScalarNode) and key_node.value == "defaults":
             ctx.key_path = "defaults"
             try:
-                ctx.step_defaults = parse_defaults(value_node, ctx)
-            except _Invalid as invalid:
+                ctx.defaults[Step] = parse_defaults(value_node, ctx)
+            except Invalid as invalid:
                 ctx.report(invalid.node, "defaults", str(invalid))
             ctx.key_path = ""
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's, when PyYAML has it: ten times faster
-
-
-def _compose(text: str, display_name: str) -> yaml.Node | None:
-    """The YAML node tree (safe tags only), with merge keys (<<) applied."""
-    unprintable = yaml.reader.Reader.NON_PRINTABLE.search(text)
-    if unprintable:
-        line = text.count("\n", 0, unprintable.start()) + 1
-        column = unprintable.start() - text.rfind("\n", 0, unprintable.start())
-        raise RoutineError([f"{display_name}:{line}:{column}: control character {unprintable.group()!r} is not allowed in a routine"])
-    stream = io.StringIO(text)
-    stream.name = display_name  # so marks, and messages made from them, name the file
-    loader = _LOADER(stream)
-    try:
-        root = loader.get_single_node()
-        if root is not None and _expanded_size(root, {}) > MAX_NODES:
-            raise RoutineError([f"{display_name}:1:1: aliases and merges expand to over {MAX_NODES:,} values; write the routine out plainly"])
-        _flatten_merges(loader, root, set())
-        return root
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
-        raise RoutineError([f"{display_name}:{where}: YAML syntax error: {error.problem or error.context}"]) from None
-    except yaml.YAMLError as error:
-        raise RoutineError([f"{display_name}:1:1: YAML error: {' '.join(str(error).split())}"]) from None
-    finally:
-        loader.dispose()
-
-
-def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
-    """How many values the node becomes once aliases and merges are expanded, counted without
-    expanding them (each shared node is measured once), so an "alias bomb" is refused at once."""
-    if id(node) in sizes:
-        if sizes[id(node)] < 0:
-            raise RoutineError([f"{_mark(node)}: an alias refers to itself"])
-        return sizes[id(node)]
-    sizes[id(node)] = -1
-    if isinstance(node, yaml.MappingNode):
-        children = [child for pair in node.value for child in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = node.value
-    else:
-        children = []
-    size = 1
-    for child in children:
-        size = min(size + _expanded_size(child, sizes), MAX_NODES + 1)
-    sizes[id(node)] = size
-    return size
-
-
-def _mark(node: yaml.Node) -> str:
-    return f"{node.start_mark.name}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-
-
-def _flatten_merges(loader: yaml.SafeLoader, node: yaml.Node | None, visited: set[int]) -> None:
-    if node is None or id(node) in visited:
-        return
-    visited.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
-        children = [child for pair in node.value for child in pair]
-    elif isinstance(node, yaml.SequenceNode):
-        children = node.value
-    else:
-        return
-    for child in children:
-        _flatten_merges(loader, child, visited)

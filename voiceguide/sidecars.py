@@ -18,9 +18,10 @@ from pathlib import Path
 
 from voiceguide import audio
 from voiceguide.cover import Artwork
+from voiceguide.durations import format_duration
 from voiceguide.files import atomic_path
 from voiceguide.provenance import BUILT_FROM, OUTPUTS, output_digests
-from voiceguide.routine import Routine, format_duration
+from voiceguide.routine import Routine
 from voiceguide.timeline import Event, Timeline
 
 

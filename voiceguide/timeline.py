@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from voiceguide import audio, sounds
+from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
 from voiceguide.fitting import Hold, Unreachable, fit
-from voiceguide.routine import MAX_SECONDS, Background, Routine, Step, format_duration
+from voiceguide.routine import MAX_SECONDS, Background, Routine, Step
 
 LEAD_IN = audio.samples(1.0)  # quiet before the first word
 LINE_GAP = audio.samples(0.6)  # between the lines of one narration
