@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from voiceguide import routine as routines
-from voiceguide.build import voice_request
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.preview import preview
-from voiceguide.voices.choice import VoiceOverride
+from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.engine import VoiceInfo
 from voiceguide.voices.pool import VoiceRequest
 
@@ -50,13 +49,13 @@ def voice_tag(mp3) -> str:
 
 @needs_piper
 def test_auto_picks_the_neural_voice_for_english():
-    request = voice_request(routines.load(FIXTURES / "two-steps.yaml"))
+    request = voice_request(routines.load(FIXTURES / "two-steps.yaml").voice_settings)
     assert (request.engine, request.voice.name) == ("piper", JOE)
     assert str(request) == f"piper {JOE} (auto: a neural voice for en)"
 
 
 def test_auto_falls_back_to_pyttsx3_french_and_says_so():
-    request = voice_request(routines.load(ROUTINES / "breath-paced-reflex-points-fr.yaml"))
+    request = voice_request(routines.load(ROUTINES / "breath-paced-reflex-points-fr.yaml").voice_settings)
     assert (request.engine, request.voice.name) == ("pyttsx3", FRENCH)
     reason = "no neural voice for 'fr' is installed" if HAS_PIPER else "the piper engine is not installed"
     assert request.note.startswith(f"auto: {reason}") and request.note.endswith("so pyttsx3 speaks")
@@ -68,13 +67,13 @@ def test_override_replaces_the_routines_voice(tmp_path):
         voice: {engine: pyttsx3, name: English (America), speed: 0.9}
         steps: [{name: A, say: Hello.}]
         """))
-    assert voice_request(routine).voice.name == "English (America)"
-    assert voice_request(routine, VoiceOverride(speed=1.2)).speed == 1.2
-    request = voice_request(routine, VoiceOverride(name="English (Scotland)"))
+    assert voice_request(routine.voice_settings).voice.name == "English (America)"
+    assert voice_request(routine.voice_settings, VoiceOverride(speed=1.2)).speed == 1.2
+    request = voice_request(routine.voice_settings, VoiceOverride(name="English (Scotland)"))
     assert (request.engine, request.voice.name, request.speed) == ("pyttsx3", "English (Scotland)", 0.9)
     # Another engine than the routine's drops its voice name: that name was for the routine's engine.
-    assert VoiceOverride(engine="piper").apply(routine.voice).name is None
-    assert VoiceOverride(engine="pyttsx3").apply(routine.voice).name == "English (America)"
+    assert VoiceOverride(engine="piper").apply(routine.voice_settings).name is None
+    assert VoiceOverride(engine="pyttsx3").apply(routine.voice_settings).name == "English (America)"
 
 
 @needs_piper
@@ -89,7 +88,7 @@ def test_a_model_file_named_by_the_routine_is_found_beside_it(tmp_path):
         voice: {name: voices/joe.onnx}
         steps: [{name: A, say: Hello.}]
         """))
-    request = voice_request(routine)
+    request = voice_request(routine.voice_settings)
     model = tmp_path / "voices" / "joe.onnx"
     assert (request.engine, request.voice.name, request.voice.id) == ("piper", "joe", str(model))
 
@@ -124,10 +123,10 @@ def test_a_voice_that_does_not_exist_is_one_line_with_close_matches(cli, tmp_pat
 @needs_piper
 def test_auto_looks_for_a_named_voice_in_every_engine():
     routine = routines.load(FIXTURES / "two-steps.yaml")
-    assert voice_request(routine, VoiceOverride(name="english (america)")).engine == "pyttsx3"
-    assert voice_request(routine, VoiceOverride(name=JOE)).engine == "piper"
+    assert voice_request(routine.voice_settings, VoiceOverride(name="english (america)")).engine == "pyttsx3"
+    assert voice_request(routine.voice_settings, VoiceOverride(name=JOE)).engine == "piper"
     with pytest.raises(VoiceguideError, match=f"^no voice named 'joe'; close matches: {JOE}$"):
-        voice_request(routine, VoiceOverride(name="joe"))
+        voice_request(routine.voice_settings, VoiceOverride(name="joe"))
 
 
 # ---------------------------------------------------------------- listing voices
@@ -148,9 +147,9 @@ def test_listing_and_choosing_never_load_an_engine_in_the_calling_process():
 
     script = (
         "import sys; from click.testing import CliRunner; from voiceguide.cli import main; "
-        "from voiceguide.build import voice_request; from voiceguide import routine; "
+        "from voiceguide.voices.choice import voice_request; from voiceguide import routine; "
         "assert CliRunner().invoke(main, ['voices']).exit_code == 0; "
-        f"voice_request(routine.load({str(FIXTURES / 'two-steps.yaml')!r})); "
+        f"voice_request(routine.load({str(FIXTURES / 'two-steps.yaml')!r}).voice_settings); "
         "print(sorted(name for name in ('pyttsx3', 'piper', 'onnxruntime') if name in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

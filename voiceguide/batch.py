@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from voiceguide import provenance, routine as routines
-from voiceguide.build import BuildOptions, BuildResult, Progress, UpToDate, build, voice_request
+from voiceguide.build import BuildOptions, BuildResult, Progress, UpToDate, build
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.timeline import spoken_lines
 from voiceguide.voices.cache import ClipCache, Usage
+from voiceguide.voices.choice import voice_request
 from voiceguide.voices.clips import line_keys
 from voiceguide.voices.pool import VoiceRequest
 
@@ -97,7 +98,7 @@ def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build")) -> Prun
     for path in found:
         try:
             routine = routines.load(path)
-            request = voice_request(routine)
+            request = voice_request(routine.voice_settings)
         except RoutineError as error:
             problems += error.problems
             continue

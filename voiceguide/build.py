@@ -18,16 +18,15 @@ import numpy as np
 from voiceguide import audio, cover, loudness, provenance, routine as routines, sounds
 from voiceguide.durations import format_duration
 from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
-from voiceguide.errors import VoiceguideError
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import mix_key, render
 from voiceguide.sidecars import timeline_document, write_sidecars
 from voiceguide.timeline import Event, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
-from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_lines
-from voiceguide.voices.choice import VoiceOverride, choose_voice
-from voiceguide.voices.pool import VoiceRequest, default_workers
+from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
+from voiceguide.voices.choice import VoiceOverride, voice_request
+from voiceguide.voices.pool import VoiceRequest
 
 log = logging.getLogger(__name__)
 
@@ -77,35 +76,11 @@ def plan_routine(
 ) -> PlanResult:
     """Plan without synthesizing: speech lengths come from cached clips, or are estimated."""
     routine = routines.load(routine_path)
-    request = voice_request(routine, voice)
+    request = voice_request(routine.voice_settings, voice)
     known = known_lengths(spoken_lines(routine), request, ClipCache(output_dir / "cache"))
     timeline = plan(routine, estimate_lengths(known, request.speed), sound_length, length, fill_repeat)
     measured = sum(1 for value in known.values() if value is not None)
     return PlanResult(timeline, measured, len(known) - measured)
-
-
-def voice_request(routine: routines.Routine, override: VoiceOverride = VoiceOverride()) -> VoiceRequest:
-    """The voice that speaks the routine: its `voice:` with any override, resolved to an installed voice."""
-    voice = override.apply(routine.voice)
-    try:
-        return choose_voice(voice, routine.language, routine.pronounce)
-    except VoiceguideError as error:
-        if voice.name is not None and voice.name == routine.voice.name and routine.voice.location:
-            raise VoiceguideError(f"{routine.voice.location}: voice.name: {error}") from None  # the routine chose it
-        raise
-
-
-def voice_clips(
-    lines: dict[str, str], request: VoiceRequest, output_dir: Path, workers: int | None, progress: Progress
-) -> VoicedClips:
-    """Voice `lines` (text -> label) into the clip cache under OUTPUT_DIR/cache."""
-    return voice_lines(
-        lines,
-        request,
-        ClipCache(output_dir / "cache"),
-        workers or default_workers(),
-        on_progress=lambda done, total: progress("voicing", done, total),
-    )
 
 
 @dataclass(frozen=True)
@@ -147,7 +122,7 @@ def build(
     routine = routines.load(routine_path)
     remove_stale_temporaries(options.output_dir)
     ffmpeg = find_ffmpeg() if options.m4b else None
-    request = voice_request(routine, options.voice)
+    request = voice_request(routine.voice_settings, options.voice)
     target = options.output_dir / f"{output_name(routine, options.length)}.mp3"
     previous = provenance.previous_build(target)
     inputs = provenance.record(routine, routine_digest, request, options.recorded())

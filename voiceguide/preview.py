@@ -16,13 +16,14 @@ from typing import Callable
 import numpy as np
 
 from voiceguide import audio, routine as routines
-from voiceguide.build import Progress, voice_clips, voice_request
+from voiceguide.build import Progress
 from voiceguide.errors import VoiceguideError
 from voiceguide.export import encode_mp3
 from voiceguide.files import atomic_path
 from voiceguide.play import PLAYERS, find_player
 from voiceguide.timeline import LINE_GAP, spoken_lines
-from voiceguide.voices.choice import VoiceOverride
+from voiceguide.voices.choice import VoiceOverride, voice_request
+from voiceguide.voices.clips import voice_clips
 from voiceguide.voices.pool import VoiceRequest
 
 
@@ -48,7 +49,7 @@ def preview(
     if not 1 <= step <= len(routine.steps):
         raise VoiceguideError(f"{routine_path} has steps 1 to {len(routine.steps)}; there is no step {step}")
     lines = routine.steps[step - 1].say
-    request = voice_request(routine, voice)
+    request = voice_request(routine.voice_settings, voice)
     on_voice(request)
     labels = spoken_lines(routine)
     clips = voice_clips({text: labels[text] for text in lines}, request, output_dir, workers, progress)

@@ -19,7 +19,8 @@ import yaml
 from voiceguide import cover, sounds
 from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import RoutineError
-from voiceguide.voices import ENGINE_CHOICES
+from voiceguide.voices import AUTO, ENGINE_CHOICES
+from voiceguide.voices.choice import VoiceSettings
 from voiceguide.voices.piper_engine import MODEL_SUFFIX
 from voiceguide.yaml_walk import (
     Context, Invalid, Location, compose, declared_keys, describe, key, mapping_of, parse_keys, parse_mapping,
@@ -232,7 +233,7 @@ def parse_cue_time(node: yaml.Node, ctx: Context) -> CueTime:
 @dataclass(frozen=True)
 class Voice:
     engine: str = key(
-        parse_engine, "auto (a neural voice for the language if installed, else pyttsx3), pyttsx3 or piper", default="auto"
+        parse_engine, "auto (a neural voice for the language if installed, else pyttsx3), pyttsx3 or piper", default=AUTO
     )
     name: str | None = key(
         parse_voice_name, "a voice from 'voiceguide voices', or a Piper .onnx file; default: the language's voice", default=None
@@ -381,6 +382,13 @@ class Routine:
     def name(self) -> str:
         """The routine's file stem: names its outputs (back-pain-relief -> build/back-pain-relief.mp3)."""
         return self.source.stem if self.source else "routine"
+
+    @property
+    def voice_settings(self) -> VoiceSettings:
+        """What the routine asks of its voice, as voices/ takes it."""
+        voice = self.voice
+        named_at = str(voice.location) if voice.location else None
+        return VoiceSettings(voice.engine, voice.name, voice.speed, self.language, self.pronounce, named_at)
 
 
 # ---------------------------------------------------------------- loading

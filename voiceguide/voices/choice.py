@@ -10,18 +10,29 @@ import dataclasses
 import json
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from voiceguide.errors import SynthesisError, VoiceguideError
-from voiceguide.routine import Voice
 from voiceguide.voices import AUTO, ENGINE_NAMES, NEURAL_ENGINES, engine_class
 from voiceguide.voices.engine import VoiceInfo, close_matches_hint, pick_voice, speaks
 from voiceguide.voices.piper_engine import MODEL_SUFFIX, PiperEngine, model_voice
 from voiceguide.voices.pool import STARTUP_SECONDS, VoiceRequest
 
 FALLBACK_ENGINE = "pyttsx3"
+
+
+@dataclass(frozen=True)
+class VoiceSettings:
+    """What a routine asks of its voice, as plain values: voices/ knows nothing of routine files."""
+
+    engine: str = AUTO
+    name: str | None = None  # a voice name, or the path of a Piper model; None: the language's voice
+    speed: float = 1.0
+    language: str = "en"
+    pronounce: dict[str, str] = field(default_factory=dict)  # word -> spoken form
+    named_at: str | None = None  # where the routine names its voice (file:line:column), for messages
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,7 @@ class VoiceOverride:
     name: str | None = None
     speed: float | None = None
 
-    def apply(self, voice: Voice) -> Voice:
+    def apply(self, voice: VoiceSettings) -> VoiceSettings:
         """`voice` with these choices; another engine drops the routine's voice name, which was for its own."""
         keeps_name = self.engine is None or self.engine == voice.engine
         return dataclasses.replace(
@@ -73,15 +84,28 @@ def list_voices(engines: Iterable[str] = ENGINE_NAMES, language: str | None = No
     return found
 
 
-def choose_voice(voice: Voice, language: str, pronounce: dict[str, str]) -> VoiceRequest:
+def voice_request(settings: VoiceSettings, override: VoiceOverride = VoiceOverride()) -> VoiceRequest:
+    """The voice that speaks a routine: its settings with any override, resolved to an installed voice."""
+    voice = override.apply(settings)
+    try:
+        return choose_voice(voice)
+    except VoiceguideError as error:
+        if voice.name is not None and voice.name == settings.name and settings.named_at:
+            raise VoiceguideError(f"{settings.named_at}: voice.name: {error}") from None  # the routine chose it
+        raise
+
+
+def choose_voice(voice: VoiceSettings) -> VoiceRequest:
     """The engine and voice that will speak `voice` (from a routine, after any override).
 
     Raises VoiceguideError when the engine is not installed, has no such voice (listing close
     matches), or has no voice for the language.
     """
 
+    language = voice.language
+
     def request(engine: str, info: VoiceInfo, note: str = "") -> VoiceRequest:
-        return VoiceRequest(engine, info, language, voice.speed, pronounce, note)
+        return VoiceRequest(engine, info, language, voice.speed, voice.pronounce, note)
 
     if voice.name is not None and voice.name.endswith(MODEL_SUFFIX):
         if voice.engine not in (AUTO, PiperEngine.name):

@@ -18,7 +18,7 @@ import numpy as np
 from voiceguide import audio, loudness
 from voiceguide.voices import engine_class
 from voiceguide.voices.cache import ClipCache, clip_key
-from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, synthesize
+from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, default_workers, synthesize
 
 FADE_IN = audio.samples(0.005)
 FADE_OUT = audio.samples(0.02)
@@ -102,6 +102,23 @@ def voice_lines(
     lengths = {text: cache.length(key) for text, key in keys.items()}
     reused = sum(1 for key in keys.values() if key not in jobs)
     return VoicedClips(cache, keys, lengths, reused=reused, made=len(jobs))
+
+
+def voice_clips(
+    lines: dict[str, str],
+    request: VoiceRequest,
+    output_dir: Path,
+    workers: int | None,
+    progress: Callable[[str, int, int], None],
+) -> VoicedClips:
+    """Voice `lines` (text -> label) into the clip cache under OUTPUT_DIR/cache."""
+    return voice_lines(
+        lines,
+        request,
+        ClipCache(output_dir / "cache"),
+        workers or default_workers(),
+        on_progress=lambda done, total: progress("voicing", done, total),
+    )
 
 
 # Speaking rate assumed for a voice with no clip cached yet (about 150 words a minute).

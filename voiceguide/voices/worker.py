@@ -18,11 +18,12 @@ import os
 import sys
 from pathlib import Path
 
+from voiceguide.errors import VoiceguideError
+from voiceguide.voices import engine_class
+
 
 def main(engine_name: str, voice: str, language: str) -> None:
     reply = _protocol()
-    from voiceguide.voices import engine_class
-
     try:
         engine = engine_class(engine_name)(voice, language)
     except Exception as error:  # any failure to load is reported to the parent, not raised here
@@ -41,9 +42,6 @@ def main(engine_name: str, voice: str, language: str) -> None:
 
 def list_voices(engine_names: list[str]) -> None:
     reply = _protocol()
-    from voiceguide.errors import VoiceguideError
-    from voiceguide.voices import engine_class
-
     listing = {}
     for name in engine_names:
         try:
