@@ -1,20 +1,21 @@
-"""The internal audio format (44.1 kHz, mono, 16-bit) and conversions at its edges.
+"""The internal audio format (44.1 kHz, mono, 16-bit), conversions at its edges, and its primitives.
 
 Audio inside voiceguide is a numpy int16 array at SAMPLE_RATE; time inside the planner is a
-count of samples. Files are decoded with miniaudio, so no ffmpeg is needed.
+count of samples. Files are decoded with miniaudio, so no ffmpeg is needed. The one WAV writer,
+the one fade shape and the one int16 <-> float scale live here.
 """
 
 from __future__ import annotations
 
 import wave
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import miniaudio
 import numpy as np
 
 SAMPLE_RATE = 44_100
-FULL_SCALE = 32_767
+FULL_SCALE = 32_768  # int16 <-> float: a float sample is int16 / FULL_SCALE, so int16 spans [-1, 1)
 
 
 def samples(seconds: float) -> int:
@@ -43,12 +44,19 @@ def stream_file(path: Path) -> Iterator[np.ndarray]:
         yield np.frombuffer(chunk, dtype=np.int16)
 
 
-def write_wav(path: Path, audio: np.ndarray) -> None:
+def write_wav(path: Path, blocks: Iterable[np.ndarray], sample_rate: int = SAMPLE_RATE) -> None:
+    """Write int16 mono blocks, as they come, to a 16-bit WAV file (so a long one is never held whole)."""
     with wave.open(str(path), "wb") as wav:
         wav.setnchannels(1)
         wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        wav.writeframes(np.ascontiguousarray(audio, dtype=np.int16).tobytes())
+        wav.setframerate(sample_rate)
+        for block in blocks:
+            wav.writeframes(np.ascontiguousarray(block, dtype=np.int16).tobytes())
+
+
+def to_int16(values: np.ndarray) -> np.ndarray:
+    """Samples in int16 units, rounded and clipped to int16 (scale floats in [-1, 1) by FULL_SCALE first)."""
+    return np.clip(np.round(values), -FULL_SCALE, FULL_SCALE - 1).astype(np.int16)
 
 
 def peak(block: np.ndarray) -> int:
@@ -60,21 +68,26 @@ def scaled(block: np.ndarray, factor: float) -> np.ndarray:
     """int16 samples times `factor`, rounded and clipped; silence as it is. In float32: ample for 16 bits, and quick."""
     if not block.any():
         return block
-    return np.clip(np.round(block * np.float32(factor)), -32768, 32767).astype(np.int16)
+    return to_int16(block * np.float32(factor))
 
 
-def _ramp(length: int) -> np.ndarray:
+def raised_cosine(position: np.ndarray) -> np.ndarray:
+    """A linear 0..1 ramp made raised-cosine, so level changes have no corners and fades no clicks."""
+    return 0.5 - 0.5 * np.cos(np.pi * position)
+
+
+def rise(length: int, dtype: type = np.float32) -> np.ndarray:
     """A raised-cosine rise from 0 to 1 over `length` samples."""
-    return 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, length, dtype=np.float32))
+    return raised_cosine(np.linspace(0, 1, length, dtype=dtype))
 
 
 def fade_edges(audio: np.ndarray, fade_in: int, fade_out: int) -> np.ndarray:
     """A copy with short fades at both ends, so a clip never starts or ends with a click."""
     out = audio.astype(np.float32)
     fade_in, fade_out = min(fade_in, len(out)), min(fade_out, len(out))
-    out[:fade_in] *= _ramp(fade_in)
+    out[:fade_in] *= rise(fade_in)
     if fade_out:
-        out[-fade_out:] *= _ramp(fade_out)[::-1]
+        out[-fade_out:] *= rise(fade_out)[::-1]
     return np.round(out).astype(np.int16)
 
 

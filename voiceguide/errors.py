@@ -21,3 +21,9 @@ class SynthesisError(VoiceguideError):
 
 class OutputError(VoiceguideError):
     """The output could not be written (unwritable folder, full disk)."""
+
+
+def last_line(output: str) -> str:
+    """What a failed process said last (its last non-blank line of stderr), for the error naming it."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"

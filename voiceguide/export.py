@@ -160,7 +160,7 @@ class PeakAudit:
     """
 
     def __init__(self, limit: float):
-        self._loud = loudness.gain(limit - AUDIT_RANGE) * 32768
+        self._loud = loudness.gain(limit - AUDIT_RANGE) * audio.FULL_SCALE
         self._spans: list[tuple[int, int]] = []  # [first, end) audio frames (the Info frame not counted)
 
     def watch(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -203,7 +203,7 @@ class PeakAudit:
                 samples = np.frombuffer(decoded.samples, dtype=np.int16)
                 kept = (min(end, counter.frames) - first) * SAMPLES_PER_FRAME  # the stretch; the warm-up comes before
                 context = loudness.INTERPOLATION_TAPS // 2  # samples before the stretch that its first points depend on
-                peak = loudness.true_peak(samples[max(0, len(samples) - kept - context) :] / 32768, peak)
+                peak = loudness.true_peak(samples[max(0, len(samples) - kept - context) :] / audio.FULL_SCALE, peak)
         return peak
 
 

@@ -290,7 +290,7 @@ class Level:
 def _feed(meter: LoudnessMeter, block: np.ndarray) -> None:
     """Meter an int16 block; digital silence costs next to nothing."""
     if block.any():
-        meter.feed(block / 32768)
+        meter.feed(block / audio.FULL_SCALE)
     else:
         meter.skip(len(block))
 
@@ -390,7 +390,7 @@ def normalize(
         yield from (audio.scaled(block, scale) for block in blocks)
         return
     context = 3 * round(LIMITER_SECONDS * audio.SAMPLE_RATE) + INTERPOLATION_TAPS  # what one output depends on
-    quiet = gain(ceiling) / (scale * _overshoot_bound()) * 32768  # no point near samples this soft needs limiting
+    quiet = gain(ceiling) / (scale * _overshoot_bound()) * audio.FULL_SCALE  # no point near samples this soft needs limiting
     marked = ((block, audio.peak(block) > quiet) for block in _joined(blocks, context))
     before = current = None  # (block, whether it is loud)
     for after in chain(marked, [None]):
@@ -401,7 +401,7 @@ def normalize(
             else:
                 head = before[0][-context:] if before else current[0][:0]
                 tail = after[0][:context] if after else current[0][:0]
-                yield _to_int16(_limited(*(part * scale / 32768 for part in (head, current[0], tail)), ceiling))
+                yield _to_int16(_limited(*(part * scale / audio.FULL_SCALE for part in (head, current[0], tail)), ceiling))
         before, current = current, after
 
 
@@ -418,12 +418,12 @@ def _joined(blocks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
 
 def _to_int16(samples: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(samples * 32768), -32768, 32767).astype(np.int16)
+    return audio.to_int16(samples * audio.FULL_SCALE)
 
 
 def level(samples: np.ndarray, loudness: float, ceiling: float) -> np.ndarray:
     """int16 samples brought to `loudness` LUFS, peak-limited to `ceiling` dBTP."""
-    original = samples.astype(np.float64) / 32768
+    original = samples.astype(np.float64) / audio.FULL_SCALE
     measured = loudness_in_track(original)
     if not math.isfinite(measured):
         return samples

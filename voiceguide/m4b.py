@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable
 
 from voiceguide import audio
-from voiceguide.errors import VoiceguideError
+from voiceguide.errors import VoiceguideError, last_line
 from voiceguide.export import DEFAULT_ARTIST, Tags
 from voiceguide.files import atomic_path
 from voiceguide.timeline import Chapter
@@ -70,5 +70,4 @@ def write_m4b(mp3: Path, target: Path, tags: Tags, chapters: Iterable[Chapter], 
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
-            said = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            raise VoiceguideError(f"ffmpeg could not make {target.name} (ran: {' '.join(command)}): {said}")
+            raise VoiceguideError(f"ffmpeg could not make {target.name} (ran: {' '.join(command)}): {last_line(done.stderr)}")

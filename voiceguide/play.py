@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,7 +21,7 @@ import mutagen
 import mutagen.mp3
 
 from voiceguide import audio
-from voiceguide.errors import VoiceguideError
+from voiceguide.errors import VoiceguideError, last_line
 
 TICK_SECONDS = 0.25
 PLAYER_HINT = "install one (Debian/Ubuntu: sudo apt install pulseaudio-utils, or alsa-utils)"
@@ -91,7 +90,7 @@ def play(path: Path, on_position: Callable[[Track, float], None]) -> Track:
                     process.terminate()
                     process.wait()
             log.seek(0)
-            said = (log.read().strip().splitlines() or ["no message"])[-1]
+            said = last_line(log.read())
     if process.returncode:
         raise VoiceguideError(f"cannot play {path}: {player} found no audio device ({said})")
     on_position(track, track.length)  # the player got to the end
@@ -101,11 +100,6 @@ def play(path: Path, on_position: Callable[[Track, float], None]) -> Track:
 def _decode_to_wav(mp3: Path, wav: Path) -> None:
     """Decode in pieces, so a long track never sits in memory whole."""
     try:
-        with wave.open(str(wav), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(audio.SAMPLE_RATE)
-            for block in audio.stream_file(mp3):
-                out.writeframes(block.tobytes())
+        audio.write_wav(wav, audio.stream_file(mp3))
     except miniaudio.DecodeError as error:
         raise VoiceguideError(f"{mp3}: cannot decode ({error})") from None

@@ -17,7 +17,7 @@ import numpy as np
 
 from voiceguide import audio, routine as routines
 from voiceguide.build import Progress
-from voiceguide.errors import VoiceguideError
+from voiceguide.errors import VoiceguideError, last_line
 from voiceguide.export import encode_mp3
 from voiceguide.files import atomic_path
 from voiceguide.play import PLAYERS, find_player
@@ -67,7 +67,7 @@ def play_samples(samples: np.ndarray) -> str:
     """Play through the system's audio; returns what happened, in a few words."""
     with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
         wav = Path(folder) / "preview.wav"
-        audio.write_wav(wav, samples)
+        audio.write_wav(wav, [samples])
         if sys.platform == "win32":
             import winsound
 
@@ -86,6 +86,5 @@ def play_samples(samples: np.ndarray) -> str:
         except subprocess.TimeoutExpired:
             return f"not played: {player} did not finish"
     if done.returncode:
-        said = (done.stderr.strip().splitlines() or ["no message"])[-1]
-        return f"not played: {player} found no audio device ({said})"
+        return f"not played: {player} found no audio device ({last_line(done.stderr)})"
     return f"played with {player}"

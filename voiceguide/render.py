@@ -34,7 +34,7 @@ MIX_VERSION = 1  # part of every mix_key: bump it when rendering, levelling or m
 def breath_tone(direction: str, length: int) -> np.ndarray:
     """A rising (in) or falling (out) tone exactly `length` samples long."""
     make = soundgen.breathe_in if direction == "in" else soundgen.breathe_out
-    tone = np.round(make(audio.seconds(length)) * audio.FULL_SCALE).astype(np.int16)
+    tone = audio.to_int16(make(audio.seconds(length)) * audio.FULL_SCALE)
     tone = tone[:length] if len(tone) >= length else np.pad(tone, (0, length - len(tone)))
     return loudness.level(tone, BREATH_LUFS, loudness.SOUND_PEAK)
 
@@ -44,7 +44,7 @@ class _Bed:
 
     def __init__(self, background: Background, timeline: Timeline):
         self.loop = sounds.load(background.sound).astype(np.float32)
-        bed_loudness = loudness.integrated_loudness(self.loop / 32768)
+        bed_loudness = loudness.integrated_loudness(self.loop / audio.FULL_SCALE)
         self.gain = loudness.gain(loudness.TARGET_LUFS + background.level - bed_loudness)
         speech = sorted((event.start, event.end) for event in timeline.events if event.kind == "speech")
         self.speech_starts = [start for start, _ in speech]
@@ -55,7 +55,7 @@ class _Bed:
         positions = np.arange(start, end)
         samples = self.loop[positions % len(self.loop)] * self.gain
         fade = np.clip(np.minimum(positions, self.total - positions) / BED_FADE, 0, 1)
-        return samples * _smooth(fade) * self._ducking(positions)
+        return samples * audio.raised_cosine(fade) * self._ducking(positions)
 
     def _ducking(self, positions: np.ndarray) -> np.ndarray:
         """1 where the bed plays in full, down to DUCK_DB under speech, with smooth ramps."""
@@ -67,12 +67,7 @@ class _Bed:
                 break
             inside = np.minimum(positions - (start - DUCK_RAMP), end + DUCK_RAMP - positions) / DUCK_RAMP
             depth = np.maximum(depth, np.clip(inside, 0, 1))
-        return 1 + (10 ** (DUCK_DB / 20) - 1) * _smooth(depth)
-
-
-def _smooth(ramp: np.ndarray) -> np.ndarray:
-    """A linear 0..1 ramp made raised-cosine, so level changes have no corners."""
-    return 0.5 - 0.5 * np.cos(np.pi * ramp)
+        return 1 + (10 ** (DUCK_DB / 20) - 1) * audio.raised_cosine(depth)
 
 
 def mix_key(timeline: Timeline, identity: Callable[[Event], str]) -> str:
@@ -111,4 +106,4 @@ def render(timeline: Timeline, source: Callable[[Event], np.ndarray]) -> Iterato
             if start < end:
                 mix[start - block_start : end - block_start] += samples[start - event.start : end - event.start]
         sounding = [(event, samples) for event, samples in sounding if event.end > block_end]
-        yield np.clip(np.round(mix), -32768, 32767).astype(np.int16)
+        yield audio.to_int16(mix)

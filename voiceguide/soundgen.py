@@ -22,17 +22,16 @@ Every generator is deterministic (fixed seeds, fixed phases).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import wave
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 44100
-SAMPLE_WIDTH_BYTES = 2
-INT16_MAX = 32767
+from voiceguide import audio
+from voiceguide.files import atomic_path
+
+SAMPLE_RATE = audio.SAMPLE_RATE
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "sounds"
 
@@ -155,19 +154,12 @@ def _times(seconds: float) -> np.ndarray:
     return np.arange(_num_samples(seconds)) / SAMPLE_RATE
 
 
-def _raised_cosine(n: int) -> np.ndarray:
-    """A 0 -> 1 ramp of n samples with zero slope at both ends (no clicks)."""
-    if n <= 1:
-        return np.ones(n)
-    return 0.5 - 0.5 * np.cos(np.pi * np.arange(n) / (n - 1))
-
-
 def _fade(signal: np.ndarray, fade_in: float, fade_out: float) -> np.ndarray:
     """Apply raised-cosine fades; the first and last samples become exactly 0."""
     out = signal.copy()
     n_in, n_out = _num_samples(fade_in), _num_samples(fade_out)
-    out[:n_in] *= _raised_cosine(n_in)
-    out[len(out) - n_out :] *= _raised_cosine(n_out)[::-1]
+    out[:n_in] *= audio.rise(n_in, np.float64)
+    out[len(out) - n_out :] *= audio.rise(n_out, np.float64)[::-1]
     return out
 
 
@@ -354,26 +346,10 @@ SOUNDS: dict[str, Callable[[], np.ndarray]] = {
 # Writing
 
 
-def _pcm16(samples: np.ndarray) -> bytes:
-    clipped = np.clip(samples.astype(np.float64), -1.0, 1.0)
-    return np.round(clipped * INT16_MAX).astype("<i2").tobytes()
-
-
 def _write_wav(path: Path, samples: np.ndarray) -> None:
-    """Write a 16-bit mono WAV atomically (temp file in the same folder, then replace)."""
-    # Hidden, per-process temp name: a reader never sees a half-written
-    # file, and normal file permissions apply (unlike tempfile.mkstemp).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(SAMPLE_WIDTH_BYTES)
-            w.setframerate(SAMPLE_RATE)
-            w.writeframes(_pcm16(samples))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write float samples in [-1, 1] as a 16-bit WAV; a reader never sees a half-written file."""
+    with atomic_path(path) as temporary:
+        audio.write_wav(temporary, [audio.to_int16(samples * audio.FULL_SCALE)])
 
 
 def write_library(folder: Path) -> list[Path]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from voiceguide.errors import SynthesisError, VoiceguideError
+from voiceguide.errors import SynthesisError, VoiceguideError, last_line
 from voiceguide.voices import AUTO, ENGINE_NAMES, NEURAL_ENGINES, engine_class
 from voiceguide.voices.engine import VoiceInfo, close_matches_hint, pick_voice, speaks
 from voiceguide.voices.piper_engine import MODEL_SUFFIX, PiperEngine, model_voice
@@ -72,9 +72,8 @@ def list_voices(engines: Iterable[str] = ENGINE_NAMES, language: str | None = No
     try:
         listing = json.loads(done.stdout.splitlines()[-1])
     except (IndexError, ValueError):
-        said = done.stderr.strip().splitlines()[-1:] or ["no message"]
         raise SynthesisError(
-            f"listing voices failed: {' '.join(command)} exited with status {done.returncode}: {said[0]}"
+            f"listing voices failed: {' '.join(command)} exited with status {done.returncode}: {last_line(done.stderr)}"
         ) from None
     found = []
     for engine, entry in listing.items():

@@ -8,10 +8,12 @@ file the routine names; nothing is ever downloaded.
 from __future__ import annotations
 
 import json
-import wave
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
+from voiceguide import audio
 from voiceguide.errors import VoiceguideError
 from voiceguide.voices.engine import Engine, VoiceInfo, pick_voice
 
@@ -80,10 +82,12 @@ class PiperEngine(Engine):
 
         config = self._piper.config
         settings = SynthesisConfig(length_scale=config.length_scale / speed, volume=VOLUME)
-        pause = bytes(2 * round(config.sample_rate * SENTENCE_PAUSE / speed))
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(config.sample_rate)
+        pause = np.zeros(round(config.sample_rate * SENTENCE_PAUSE / speed), dtype=np.int16)
+
+        def sentences():
             for index, sentence in enumerate(self._piper.synthesize(text, settings)):
-                wav.writeframes((pause if index else b"") + sentence.audio_int16_bytes)
+                if index:
+                    yield pause
+                yield sentence.audio_int16_array
+
+        audio.write_wav(path, sentences(), config.sample_rate)

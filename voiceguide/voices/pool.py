@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from voiceguide.errors import SynthesisError, VoiceguideError
+from voiceguide.errors import SynthesisError, VoiceguideError, last_line
 from voiceguide.voices.engine import VoiceInfo
 
 STARTUP_SECONDS = 60.0
@@ -103,8 +103,7 @@ class _Worker:
 
     def _stderr_tail(self) -> str:
         self._stderr.seek(0)
-        lines = [line.strip() for line in self._stderr.read().splitlines() if line.strip()]
-        return lines[-1] if lines else "no message"
+        return last_line(self._stderr.read())
 
     def voice(self, text: str, speed: float, path: Path) -> None:
         try:
