@@ -19,7 +19,7 @@ import pytest
 
 from conftest import FIXTURES, ROUTINES, SAMPLE_RATE, decode, level_db, read_plan, run_cli, span, window_levels
 from voiceguide import build as build_module, cli, sounds
-from voiceguide.build import BuildOptions, BuildResult, UpToDate
+from voiceguide.build import BuildOptions, BuildResult, Reporter, UpToDate
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride
@@ -287,11 +287,17 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
     saves: list[list[Path]] = []
     stop = threading.Event()
     options = BuildOptions(output_dir=project / "out", voice=VoiceOverride(engine="pyttsx3"))
+
+    class Heard(Reporter):
+        def finished(self, outcome):
+            outcomes.put(outcome)
+
+        def saved(self, routine, files):
+            saves.append(files)
+
     watcher = threading.Thread(
-        target=watch, args=([routine], options),
-        kwargs={"on_outcome": outcomes.put, "on_saved": lambda _, saved: saves.append(saved), "stop": stop.is_set,
-                "poll": 0.05},
-    )  # fmt: skip
+        target=watch, args=([routine], options, Heard()), kwargs={"stop": stop.is_set, "poll": 0.05}
+    )
     watcher.start()
     try:
         assert isinstance(outcomes.get(timeout=WAIT_SECONDS).result, UpToDate)

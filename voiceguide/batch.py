@@ -8,25 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from voiceguide import provenance, routine as routines
-from voiceguide.build import BuildOptions, BuildResult, Progress, UpToDate, build
+from voiceguide.build import SILENT, BuildOptions, Outcome, Reporter, build
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.timeline import spoken_lines
 from voiceguide.voices.cache import ClipCache, Usage
 from voiceguide.voices.choice import voice_request
 from voiceguide.voices.clips import line_keys
-from voiceguide.voices.pool import VoiceRequest
 
 DEFAULT_FOLDER = Path("routines")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    routine: Path
-    result: BuildResult | UpToDate | None = None
-    error: VoiceguideError | None = None  # the build failed: result is None
 
 
 def find_routines(paths: Sequence[Path]) -> list[Path]:
@@ -48,33 +40,22 @@ def find_routines(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def build_one(
-    routine: Path, options: BuildOptions, progress: Progress, on_voice: Callable[[VoiceRequest], None]
-) -> Outcome:
-    """Build one routine; a user error becomes the outcome instead of stopping the caller."""
+def build_one(routine: Path, options: BuildOptions, reporter: Reporter) -> Outcome:
+    """Build one routine and report its outcome; a user error becomes the outcome instead of stopping the caller."""
     try:
-        return Outcome(routine, result=build(routine, options, progress, on_voice))
+        outcome = Outcome(routine, result=build(routine, options, reporter))
     except VoiceguideError as error:
-        return Outcome(routine, error=error)
+        outcome = Outcome(routine, error=error)
+    reporter.finished(outcome)
+    return outcome
 
 
-def build_routines(
-    paths: Sequence[Path],
-    options: BuildOptions = BuildOptions(),
-    progress: Progress = lambda stage, done, total: None,
-    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
-    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
-) -> list[Outcome]:
+def build_routines(paths: Sequence[Path], options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT) -> list[Outcome]:
     """Build every routine in `paths` (see find_routines) that is not up to date, going on past failures.
 
-    `on_outcome` hears each routine's outcome as soon as it is known.
+    The reporter hears each routine's outcome as soon as it is known.
     """
-    outcomes = []
-    for routine in find_routines(paths):
-        outcome = build_one(routine, options, progress, on_voice)
-        on_outcome(outcome)
-        outcomes.append(outcome)
-    return outcomes
+    return [build_one(routine, options, reporter) for routine in find_routines(paths)]
 
 
 @dataclass(frozen=True)

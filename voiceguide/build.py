@@ -1,6 +1,8 @@
 """The build: load, voice, plan, render, export, as one linear function.
 
-It first checks whether the output is up to date (provenance.py): then nothing is built.
+It first checks whether the output is up to date (provenance.py): then nothing is built. What
+it does is told to a Reporter as it goes (the CLI's draws progress; the default says nothing),
+and logged.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -26,14 +28,12 @@ from voiceguide.timeline import Event, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
 from voiceguide.voices.choice import VoiceOverride, voice_request
+from voiceguide.errors import VoiceguideError
 from voiceguide.voices.pool import VoiceRequest
 
 log = logging.getLogger(__name__)
 
 MAX_ENCODINGS = 4  # of one track at most, each with the limiter's ceiling lower, until its peaks fit
-
-# Progress callback: (stage, done, total), stage being "voicing" (clips), "measuring" or "rendering" (seconds).
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -107,16 +107,39 @@ class UpToDate:
     output: Path
 
 
-def build(
-    routine_path: Path,
-    options: BuildOptions = BuildOptions(),
-    progress: Progress = lambda stage, done, total: None,
-    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
-) -> BuildResult | UpToDate:
-    """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length), unless it is up to date.
+@dataclass(frozen=True)
+class Outcome:
+    """How one routine's build went, when building several (batch.py, watch.py)."""
 
-    `on_voice` hears which voice was chosen before any voicing starts.
+    routine: Path
+    result: BuildResult | UpToDate | None = None
+    error: VoiceguideError | None = None  # the build failed: result is None
+
+
+class Reporter:
+    """What building tells whoever started it, as it goes. This one says nothing: the library's default.
+
+    The CLI's draws progress and prints results; the library's own messages go to `logging`.
     """
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        """`stage` is "voicing" (clips), "measuring" or "rendering" (seconds of audio)."""
+
+    def voice_chosen(self, request: VoiceRequest) -> None:
+        """The voice that will speak, known before any voicing starts."""
+
+    def finished(self, outcome: Outcome) -> None:
+        """One routine is built, up to date, or failed (when building several)."""
+
+    def saved(self, routine: Path, files: list[Path]) -> None:
+        """Watching: `files` of `routine` were saved, and it is about to be built again."""
+
+
+SILENT = Reporter()
+
+
+def build(routine_path: Path, options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT) -> BuildResult | UpToDate:
+    """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length), unless it is up to date."""
     started = time.perf_counter()
     routine_digest = provenance.file_digest(routine_path)  # before loading: a save from now on is seen next time
     routine = routines.load(routine_path)
@@ -129,17 +152,17 @@ def build(
     if not options.force and provenance.up_to_date(previous, inputs, target.parent):
         return UpToDate(target)
     log.info("voicing %s with %s", routine_path, request)
-    on_voice(request)
-    clips = voice_clips(spoken_lines(routine), request, options.output_dir, options.workers, progress)
+    reporter.voice_chosen(request)
+    clips = voice_clips(spoken_lines(routine), request, options.output_dir, options.workers, voicing(reporter))
     timeline = plan(routine, clips.lengths, sound_length, options.length, options.fill_repeat)
     log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
     tags = Tags(
         title=routine.title, artist=routine.author, comment=routine.description, language=routine.language,
         voice=request.label, artwork=cover.artwork(routine.title, routine.cover),
     )
-    mix = _mix_level(timeline, clips, progress)
+    mix = _mix_level(timeline, clips, reporter)
     with atomic_path(target) as temporary:
-        level = _encode(temporary, tags, timeline, _sources(clips), mix, progress)
+        level = _encode(temporary, tags, timeline, _sources(clips), mix, reporter)
     made = [target]
     if ffmpeg:
         log.info("encoding %s", target.with_suffix(".m4b"))
@@ -153,7 +176,7 @@ def build(
     )
 
 
-def _mix_level(timeline: Timeline, clips: VoicedClips, progress: Progress) -> loudness.Level:
+def _mix_level(timeline: Timeline, clips: VoicedClips, reporter: Reporter) -> loudness.Level:
     """The mix's loudness and true peak before any gain, from a first rendering (no encoding).
 
     They are recorded beside the clips, by a digest of the mix, so a rebuild of the same mix
@@ -164,7 +187,7 @@ def _mix_level(timeline: Timeline, clips: VoicedClips, progress: Progress) -> lo
         return loudness.Level(**json.loads(record.read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError):
         pass
-    level = loudness.measure(_reporting("measuring", render(timeline, _sources(clips)), timeline.length, progress))
+    level = loudness.measure(_reporting("measuring", render(timeline, _sources(clips)), timeline.length, reporter))
     with atomic_path(record) as temporary:
         temporary.write_text(json.dumps(dataclasses.asdict(level)), encoding="utf-8")
     return level
@@ -172,7 +195,7 @@ def _mix_level(timeline: Timeline, clips: VoicedClips, progress: Progress) -> lo
 
 def _encode(
     path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], mix: loudness.Level,
-    progress: Progress,
+    reporter: Reporter,
 ) -> loudness.Level:
     """Encode the track, brought from the `mix` level to the target, into `path`; return its level.
 
@@ -187,7 +210,7 @@ def _encode(
         write_tags(path, tags, timeline.chapters)
         audit = PeakAudit(loudness.TRUE_PEAK_LIMIT)
         with path.open("r+b") as file:
-            blocks = _reporting("rendering", render(timeline, source), timeline.length, progress)
+            blocks = _reporting("rendering", render(timeline, source), timeline.length, reporter)
             levelled = loudness.Levelled(blocks, mix, ceiling)
             encode_mp3(audit.watch(levelled), file)
         true_peak = audit.true_peak(path)
@@ -218,10 +241,15 @@ def _identities(clips: VoicedClips) -> Callable[[Event], str]:
     return identity
 
 
-def _reporting(stage: str, blocks, total_samples: int, progress: Progress):
+def voicing(reporter: Reporter) -> Callable[[int, int], None]:
+    """What voice_clips calls as clips are made: the reporter's "voicing" progress."""
+    return lambda done, total: reporter.progress("voicing", done, total)
+
+
+def _reporting(stage: str, blocks: Iterable[np.ndarray], total_samples: int, reporter: Reporter) -> Iterator[np.ndarray]:
     done = 0
     total_seconds = round(audio.seconds(total_samples))
     for block in blocks:
         yield block
         done += len(block)
-        progress(stage, round(audio.seconds(done)), total_seconds)
+        reporter.progress(stage, round(audio.seconds(done)), total_seconds)

@@ -18,8 +18,8 @@ import click
 
 from voiceguide import __version__, audio
 from voiceguide import routine as routines
-from voiceguide.batch import Outcome, build_routines, prune_cache
-from voiceguide.build import BuildOptions, UpToDate, plan_routine
+from voiceguide.batch import build_routines, prune_cache
+from voiceguide.build import BuildOptions, Outcome, Reporter, UpToDate, plan_routine
 from voiceguide.sidecars import clock
 from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import VoiceguideError, RoutineError
@@ -28,6 +28,7 @@ from voiceguide.preview import preview
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride, list_voices
+from voiceguide.voices.pool import VoiceRequest
 from voiceguide.watch import watch as watch_routines
 
 EXIT_USER_ERROR = 2
@@ -183,11 +184,6 @@ def _voice_options(command):
     )(wrapper)
 
 
-def _announce(quiet: bool):
-    """Print the chosen voice before the work starts, unless quiet."""
-    return lambda request: None if quiet else click.echo(f"voice: {request}")
-
-
 def _echo_warnings(timeline) -> None:
     for warning in timeline.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -225,21 +221,27 @@ def _several(paths: tuple[Path, ...]) -> bool:
     return len(paths) != 1 or paths[0].is_dir()
 
 
-class _Report:
-    """What build and watch print for each routine: its voice, a summary line, what changed; errors on stderr."""
+class _TerminalReporter(Reporter):
+    """What build, watch and preview print: the voice, progress, a summary line per routine, what changed; errors on stderr."""
 
     def __init__(self, quiet: bool, several: bool):
         self.quiet = quiet
         self.several = several
-        self.progress = _TerminalProgress(enabled=not quiet)
-        self.voice = _announce(quiet)
+        self.bar = _TerminalProgress(enabled=not quiet)
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.bar(stage, done, total)
+
+    def voice_chosen(self, request: VoiceRequest) -> None:
+        if not self.quiet:
+            click.echo(f"voice: {request}")
 
     def saved(self, routine: Path, files: list[Path]) -> None:
         if not self.quiet:
             click.echo(f"saved: {', '.join(str(path) for path in files)}")
 
-    def outcome(self, outcome: Outcome) -> None:
-        self.progress.clear()
+    def finished(self, outcome: Outcome) -> None:
+        self.bar.clear()
         if outcome.error is not None:
             for line in _error_lines(outcome.error):
                 named = not self.several or line.startswith(str(outcome.routine))  # as a routine's problems do
@@ -310,13 +312,13 @@ def build(
       voiceguide build routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
       voiceguide build routines/back-pain-relief.yaml --format m4b
     """
-    report = _Report(quiet, _several(paths))
+    reporter = _TerminalReporter(quiet, _several(paths))
     options = _build_options(output_dir, length, fill, voice, jobs, formats, force)
     try:
-        outcomes = build_routines(paths, options, report.progress, report.voice, report.outcome)
+        outcomes = build_routines(paths, options, reporter)
     finally:
-        report.progress.clear()
-    report.total(outcomes)
+        reporter.bar.clear()
+    reporter.total(outcomes)
 
 
 @main.command(name="watch")
@@ -338,16 +340,13 @@ def watch_command(
       voiceguide watch                                   # every routine in routines/
       voiceguide watch routines/back-pain-relief.yaml --engine pyttsx3
     """
-    report = _Report(quiet, _several(paths))
+    reporter = _TerminalReporter(quiet, _several(paths))
     if not quiet:
         click.echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
     try:
-        watch_routines(
-            paths, _build_options(output_dir, length, fill, voice, jobs, formats),
-            report.progress, report.voice, report.outcome, report.saved,
-        )
+        watch_routines(paths, _build_options(output_dir, length, fill, voice, jobs, formats), reporter)
     except KeyboardInterrupt:
-        report.progress.clear()
+        reporter.bar.clear()
         click.echo("stopped watching")
 
 
@@ -415,14 +414,11 @@ def preview_command(
       voiceguide preview routines/back-pain-relief.yaml --step 3 --speed 0.85
       voiceguide preview routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
     """
-    progress = _TerminalProgress(enabled=True)
+    reporter = _TerminalReporter(quiet=False, several=False)
     try:
-        result = preview(
-            routine, step, output_dir, voice, workers=jobs, play=not no_play, progress=progress,
-            on_voice=_announce(quiet=False),
-        )
+        result = preview(routine, step, output_dir, voice, workers=jobs, play=not no_play, reporter=reporter)
     finally:
-        progress.clear()
+        reporter.bar.clear()
     click.echo(f"wrote {result.output} ({audio.seconds(result.length):.1f}s)")
     if result.played:
         click.echo(result.played)

@@ -11,12 +11,11 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from voiceguide import audio, routine as routines
-from voiceguide.build import Progress
+from voiceguide.build import SILENT, Reporter, voicing
 from voiceguide.errors import VoiceguideError, last_line
 from voiceguide.export import encode_mp3
 from voiceguide.files import atomic_path
@@ -24,7 +23,6 @@ from voiceguide.play import PLAYERS, find_player
 from voiceguide.timeline import LINE_GAP, spoken_lines
 from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.clips import voice_clips
-from voiceguide.voices.pool import VoiceRequest
 
 
 @dataclass(frozen=True)
@@ -41,8 +39,7 @@ def preview(
     voice: VoiceOverride = VoiceOverride(),
     workers: int | None = None,
     play: bool = True,
-    progress: Progress = lambda stage, done, total: None,
-    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
+    reporter: Reporter = SILENT,
 ) -> PreviewResult:
     """Write step STEP's narration (1 = the first step) to OUTPUT_DIR/NAME-preview-stepSTEP.mp3, and play it."""
     routine = routines.load(routine_path)
@@ -50,9 +47,9 @@ def preview(
         raise VoiceguideError(f"{routine_path} has steps 1 to {len(routine.steps)}; there is no step {step}")
     lines = routine.steps[step - 1].say
     request = voice_request(routine.voice_settings, voice)
-    on_voice(request)
+    reporter.voice_chosen(request)
     labels = spoken_lines(routine)
-    clips = voice_clips({text: labels[text] for text in lines}, request, output_dir, workers, progress)
+    clips = voice_clips({text: labels[text] for text in lines}, request, output_dir, workers, voicing(reporter))
     parts = [clips.read(lines[0])]
     for text in lines[1:]:
         parts += [np.zeros(LINE_GAP, dtype=np.int16), clips.read(text)]

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from voiceguide import provenance, routine as routines
-from voiceguide.batch import Outcome, build_one, find_routines
-from voiceguide.build import BuildOptions, Progress
+from voiceguide.batch import build_one, find_routines
+from voiceguide.build import SILENT, BuildOptions, Reporter
 from voiceguide.errors import VoiceguideError
-from voiceguide.voices.pool import VoiceRequest
 
 POLL_SECONDS = 0.5
 SETTLE_SECONDS = 0.1  # a saved file is read once it has not changed for this long
@@ -28,16 +27,13 @@ Stamps = dict[Path, tuple[int, int, int] | None]  # file -> (modified ns, size, 
 def watch(
     paths: Sequence[Path],
     options: BuildOptions = BuildOptions(),
-    progress: Progress = lambda stage, done, total: None,
-    on_voice: Callable[[VoiceRequest], None] = lambda request: None,
-    on_outcome: Callable[[Outcome], None] = lambda outcome: None,
-    on_saved: Callable[[Path, list[Path]], None] = lambda routine, saved: None,
+    reporter: Reporter = SILENT,
     stop: Callable[[], bool] = lambda: False,
     poll: float = POLL_SECONDS,
 ) -> None:
     """Build each routine in `paths` (see find_routines), then again whenever its files change, until `stop()`.
 
-    `on_saved` hears which routine is about to be built again, and which of its files were saved.
+    The reporter hears which files were saved before each build again, and each build's outcome.
     """
     found = find_routines(paths)
     stamped: dict[Path, Stamps] = {}  # each routine's files as they were when its last build started
@@ -49,9 +45,9 @@ def watch(
                 if not saved:
                     continue
                 _settle(list(before))
-                on_saved(routine, saved)
+                reporter.saved(routine, saved)
             stamped[routine] = _stamps(_files(routine))
-            on_outcome(build_one(routine, options, progress, on_voice))
+            build_one(routine, options, reporter)
         time.sleep(poll)
         try:
             found = find_routines(paths)

@@ -77,7 +77,7 @@ def voice_lines(
     request: VoiceRequest,
     cache: ClipCache,
     workers: int,
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
+    on_progress: Callable[[int, int], None],
 ) -> VoicedClips:
     """Make sure every line (text -> label for messages) has a clip in the cache."""
     keys = line_keys(lines, request)
@@ -109,16 +109,10 @@ def voice_clips(
     request: VoiceRequest,
     output_dir: Path,
     workers: int | None,
-    progress: Callable[[str, int, int], None],
+    on_progress: Callable[[int, int], None],
 ) -> VoicedClips:
-    """Voice `lines` (text -> label) into the clip cache under OUTPUT_DIR/cache."""
-    return voice_lines(
-        lines,
-        request,
-        ClipCache(output_dir / "cache"),
-        workers or default_workers(),
-        on_progress=lambda done, total: progress("voicing", done, total),
-    )
+    """Voice `lines` (text -> label) into the clip cache under OUTPUT_DIR/cache; `on_progress(done, total)` as clips are made."""
+    return voice_lines(lines, request, ClipCache(output_dir / "cache"), workers or default_workers(), on_progress)
 
 
 # Speaking rate assumed for a voice with no clip cached yet (about 150 words a minute).
