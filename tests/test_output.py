@@ -16,7 +16,7 @@ import pytest
 from mutagen.id3 import PictureType
 
 from voiceguide import cover, export, loudness
-from voiceguide.build import BuildOptions, build
+from voiceguide.build import BuildOptions, Reporter, build
 
 from conftest import SAMPLE_RATE, decode, read_plan, span, true_peak
 
@@ -233,9 +233,14 @@ def test_a_rebuild_of_the_same_mix_skips_the_first_pass_and_writes_the_same_mp3(
     shutil.rmtree(out / "cache" / "mixes")
     routine = routine_file("two-steps.yaml")
     stages: list[list[str]] = []
+
+    class Stages(Reporter):
+        def progress(self, stage, done, total):
+            stages[-1].append(stage)
+
     for _ in range(2):
         stages.append([])
-        build(routine, BuildOptions(output_dir=out, force=True), lambda stage, done, total: stages[-1].append(stage))
+        build(routine, BuildOptions(output_dir=out, force=True), Stages())
         if len(stages) == 1:
             first = (out / "two-steps.mp3").read_bytes()
     assert "measuring" in stages[0] and "measuring" not in stages[1]
