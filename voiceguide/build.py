@@ -23,7 +23,8 @@ from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import mix_key, render
-from voiceguide.sidecars import timeline_document, write_sidecars
+from voiceguide.document import timeline_document
+from voiceguide.sidecars import write_sidecars
 from voiceguide.timeline import Event, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
@@ -168,8 +169,9 @@ def build(routine_path: Path, options: BuildOptions = BuildOptions(), reporter: 
         log.info("encoding %s", target.with_suffix(".m4b"))
         write_m4b(target, target.with_suffix(".m4b"), tags, timeline.chapters, ffmpeg)
         made.append(target.with_suffix(".m4b"))
-    files = write_sidecars(target, timeline, routine, tags.artwork, inputs, made) + made[1:]
-    changes = provenance.changes(previous, inputs, timeline_document(timeline, routine, target.name))
+    document = timeline_document(timeline, routine, target.name)
+    files = write_sidecars(target, document, tags.artwork, inputs, made) + made[1:]
+    changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(
         target, timeline, clips.reused, clips.made, elapsed, files, level.loudness, level.true_peak, changes

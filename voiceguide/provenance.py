@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 from voiceguide import __version__, sounds
+from voiceguide.document import TimelineDocument
 from voiceguide.routine import Routine
 from voiceguide.timeline import TICK
 from voiceguide.voices.clips import voice_key
@@ -24,6 +27,36 @@ from voiceguide.voices.pool import VoiceRequest
 BUILT_FROM = "built_from"
 OUTPUTS = "outputs"
 TITLES_SHOWN = 4  # a report names at most this many chapters of each kind
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a build is made from; `digest` covers it all."""
+
+    voiceguide: str  # its version
+    voice: str  # the voice as clip keys start with it: engine, version, voice, speed
+    options: Mapping[str, Any]  # the build options that shape the output besides the voice
+    files: Mapping[str, str | None]  # each input file's digest, by the name a report gives it
+
+    def _content(self) -> dict[str, Any]:
+        return {"voiceguide": self.voiceguide, "voice": self.voice, "options": dict(self.options), "files": dict(self.files)}
+
+    @property
+    def digest(self) -> str:
+        return _sha256(json.dumps(self._content(), sort_keys=True).encode())
+
+    def as_json(self) -> dict[str, Any]:
+        return {"digest": self.digest, **self._content()}
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the last build's JSON sidecar says, read leniently: it may be an older voiceguide's, or edited by hand."""
+
+    built_from: Mapping[str, Any]  # its Inputs as written (see Inputs.as_json); empty if none
+    outputs: Mapping[str, Any]  # the digest of each file it wrote, by name; empty if none
+    routine: Any  # the routine's name, as written
+    document: TimelineDocument | None
 
 
 def input_files(routine: Routine) -> dict[str, Path]:
@@ -59,7 +92,7 @@ def file_digest(path: Path) -> str | None:
         return None
 
 
-def record(routine: Routine, routine_digest: str | None, request: VoiceRequest, options: dict) -> dict:
+def record(routine: Routine, routine_digest: str | None, request: VoiceRequest, options: Mapping[str, Any]) -> Inputs:
     """What a build of `routine` in this voice, with these options, is made from, with one digest of it all.
 
     `routine_digest` is the routine file's, read before it was loaded: had it been read after,
@@ -70,8 +103,7 @@ def record(routine: Routine, routine_digest: str | None, request: VoiceRequest, 
         name: routine_digest if path == routine.source else file_digest(path)
         for name, path in input_files(routine).items()
     }
-    inputs = {"voiceguide": __version__, "voice": voice_key(request), "options": options, "files": files}
-    return {"digest": _sha256(json.dumps(inputs, sort_keys=True).encode()), **inputs}
+    return Inputs(__version__, voice_key(request), options, files)
 
 
 def output_digests(paths: list[Path]) -> dict[str, str | None]:
@@ -79,73 +111,73 @@ def output_digests(paths: list[Path]) -> dict[str, str | None]:
     return {path.name: file_digest(path) for path in paths}
 
 
-def previous_build(mp3: Path) -> dict | None:
-    """The JSON sidecar the last build of `mp3` wrote, or None if there is none that can be read."""
-    return _read_document(mp3.with_suffix(".json"))
+def previous_build(mp3: Path) -> Recorded | None:
+    """What the JSON sidecar the last build of `mp3` wrote says, or None if there is none that can be read."""
+    return _read_recorded(mp3.with_suffix(".json"))
 
 
-def _read_document(path: Path) -> dict | None:
+def _read_recorded(path: Path) -> Recorded | None:
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return document if isinstance(document, dict) else None
+    if not isinstance(data, dict):
+        return None
+    return Recorded(_section(data, BUILT_FROM), _section(data, OUTPUTS), data.get("routine"), TimelineDocument.from_json(data))
 
 
-def _section(document: dict | None, key: str) -> dict:
-    value = (document or {}).get(key)
+def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
     return value if isinstance(value, dict) else {}
 
 
-def up_to_date(previous: dict | None, inputs: dict, folder: Path) -> bool:
+def up_to_date(previous: Recorded | None, inputs: Inputs, folder: Path) -> bool:
     """Whether the last build had these inputs, and every file it wrote in `folder` is still as it wrote it."""
-    outputs = _section(previous, OUTPUTS)
-    if _section(previous, BUILT_FROM).get("digest") != inputs["digest"] or not outputs:
+    if previous is None or previous.built_from.get("digest") != inputs.digest or not previous.outputs:
         return False
     return all(
-        digest is not None and file_digest(folder / Path(name).name) == digest for name, digest in outputs.items()
+        digest is not None and file_digest(folder / Path(name).name) == digest
+        for name, digest in previous.outputs.items()
     )
 
 
-def changes(previous: dict | None, inputs: dict, document: dict) -> tuple[str, ...]:
+def changes(previous: Recorded | None, inputs: Inputs, document: TimelineDocument) -> tuple[str, ...]:
     """What differs from the previous build, in words for the report: inputs, then chapters whose words changed.
 
     Empty for a first build, and when no input changed (a forced rebuild, or an output was missing).
     """
     if previous is None:
         return ()
-    before = _section(previous, BUILT_FROM)
+    before = previous.built_from
     said: list[str] = []
     if before:
         old_files = _section(before, "files")
-        said += [name for name, digest in inputs["files"].items() if old_files.get(name) != digest]
-        if before.get("voice") != inputs["voice"]:
+        said += [name for name, digest in inputs.files.items() if old_files.get(name) != digest]
+        if before.get("voice") != inputs.voice:
             said.append("the voice")
-        if before.get("options") != inputs["options"]:
+        if before.get("options") != inputs.options:
             said.append("the options")
-        if before.get("voiceguide") != inputs["voiceguide"]:
-            said.append(f"voiceguide {before.get('voiceguide')} -> {inputs['voiceguide']}")
-    return tuple(said + _changed_words(previous, document))
+        if before.get("voiceguide") != inputs.voiceguide:
+            said.append(f"voiceguide {before.get('voiceguide')} -> {inputs.voiceguide}")
+    return tuple(said + _changed_words(previous.document, document))
 
 
-def _words(document: dict) -> dict[str, list[list[str]]]:
+def _words(document: TimelineDocument) -> dict[str, list[list[str | None]]]:
     """Each chapter's spoken lines, cues included, by chapter title (a title used twice keeps both, in order)."""
-    chapters = document["chapters"]
-    lines: list[list[str]] = [[] for _ in chapters]
-    for event in document["events"]:
-        if event["kind"] == "speech":
-            lines[event["chapter"]].append(event["text"])
-    by_title: dict[str, list[list[str]]] = {}
-    for chapter, spoken in zip(chapters, lines):
-        by_title.setdefault(chapter["title"], []).append(spoken)
+    lines: list[list[str | None]] = [[] for _ in document.chapters]
+    for event in document.events:
+        if event.kind == "speech":
+            lines[event.chapter].append(event.text)
+    by_title: dict[str, list[list[str | None]]] = {}
+    for chapter, spoken in zip(document.chapters, lines):
+        by_title.setdefault(chapter.title, []).append(spoken)
     return by_title
 
 
-def _changed_words(previous: dict, document: dict) -> list[str]:
-    try:
-        before = _words(previous)
-    except (KeyError, TypeError, IndexError):  # a sidecar from an older voiceguide, or edited by hand
+def _changed_words(previous: TimelineDocument | None, document: TimelineDocument) -> list[str]:
+    if previous is None:  # a sidecar from an older voiceguide, or edited by hand
         return []
+    before = _words(previous)
     after = _words(document)
     phrases = [
         ("the words of", [title for title in after if title in before and after[title] != before[title]]),
@@ -165,8 +197,8 @@ def recorded_voices(folder: Path, routine_name: str) -> set[str]:
     """The voices (clip-key prefixes) the outputs of `routine_name` in `folder` were last built with."""
     voices = set()
     for sidecar in folder.glob("*.json"):
-        document = _read_document(sidecar)
-        voice = _section(document, BUILT_FROM).get("voice")
-        if document and document.get("routine") == routine_name and isinstance(voice, str):
+        recorded = _read_recorded(sidecar)
+        voice = recorded.built_from.get("voice") if recorded else None
+        if recorded and recorded.routine == routine_name and isinstance(voice, str):
             voices.add(voice)
     return voices
