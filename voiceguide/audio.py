@@ -8,8 +8,8 @@ the one fade shape and the one int16 <-> float scale live here.
 from __future__ import annotations
 
 import wave
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import miniaudio
 import numpy as np

@@ -6,11 +6,12 @@ caller reports it and decides the exit status.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
-from voiceguide import provenance, routine as routines
+from voiceguide import provenance
+from voiceguide import routine as routines
 from voiceguide.build import SILENT, BuildOptions, Outcome, Reporter, build
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.timeline import spoken_lines
@@ -50,7 +51,9 @@ def build_one(routine: Path, options: BuildOptions, reporter: Reporter) -> Outco
     return outcome
 
 
-def build_routines(paths: Sequence[Path], options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT) -> list[Outcome]:
+def build_routines(
+    paths: Sequence[Path], options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT
+) -> list[Outcome]:
     """Build every routine in `paths` (see find_routines) that is not up to date, going on past failures.
 
     The reporter hears each routine's outcome as soon as it is known.

@@ -11,25 +11,26 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from voiceguide import audio, cover, loudness, provenance, routine as routines, sounds
+from voiceguide import audio, cover, loudness, provenance, sounds
+from voiceguide import routine as routines
+from voiceguide.document import timeline_document
 from voiceguide.durations import format_duration
+from voiceguide.errors import VoiceguideError
 from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import mix_key, render
-from voiceguide.document import timeline_document
 from voiceguide.sidecars import write_sidecars
 from voiceguide.timeline import Event, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
-from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
 from voiceguide.voices.choice import VoiceOverride, voice_request
-from voiceguide.errors import VoiceguideError
+from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
 from voiceguide.voices.pool import VoiceRequest
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,9 @@ class Reporter:
 SILENT = Reporter()
 
 
-def build(routine_path: Path, options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT) -> BuildResult | UpToDate:
+def build(
+    routine_path: Path, options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT
+) -> BuildResult | UpToDate:
     """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length), unless it is up to date."""
     started = time.perf_counter()
     routine_digest = provenance.file_digest(routine_path)  # before loading: a save from now on is seen next time
@@ -157,9 +160,10 @@ def build(routine_path: Path, options: BuildOptions = BuildOptions(), reporter: 
     clips = voice_clips(spoken_lines(routine), request, options.output_dir, options.workers, voicing(reporter))
     timeline = plan(routine, clips.lengths, sound_length, options.length, options.fill_repeat)
     log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
+    artwork = cover.artwork(routine.title, routine.cover)
     tags = Tags(
         title=routine.title, artist=routine.author, comment=routine.description, language=routine.language,
-        voice=request.label, artwork=cover.artwork(routine.title, routine.cover),
+        voice=request.label, artwork=artwork,
     )
     mix = _mix_level(timeline, clips, reporter)
     with atomic_path(target) as temporary:
@@ -170,7 +174,7 @@ def build(routine_path: Path, options: BuildOptions = BuildOptions(), reporter: 
         write_m4b(target, target.with_suffix(".m4b"), tags, timeline.chapters, ffmpeg)
         made.append(target.with_suffix(".m4b"))
     document = timeline_document(timeline, routine, target.name)
-    files = write_sidecars(target, document, tags.artwork, inputs, made) + made[1:]
+    files = write_sidecars(target, document, artwork, inputs, made) + made[1:]
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(
@@ -229,7 +233,10 @@ def _encode(
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:
     def source(event: Event) -> np.ndarray:
-        return clips.read(event.text) if event.kind == "speech" else sounds.levelled(event.sound)
+        if event.text is not None:  # speech
+            return clips.read(event.text)
+        assert event.sound is not None, f"a {event.kind} event has no audio of its own"
+        return sounds.levelled(event.sound)
 
     return source
 
@@ -238,7 +245,10 @@ def _identities(clips: VoicedClips) -> Callable[[Event], str]:
     """What _sources gives, named by content: a clip's cache key, or a sound's digest."""
 
     def identity(event: Event) -> str:
-        return clips.keys[event.text] if event.kind == "speech" else sounds.digest(event.sound)
+        if event.text is not None:  # speech
+            return clips.keys[event.text]
+        assert event.sound is not None, f"a {event.kind} event has no audio of its own"
+        return sounds.digest(event.sound)
 
     return identity
 
@@ -248,7 +258,9 @@ def voicing(reporter: Reporter) -> Callable[[int, int], None]:
     return lambda done, total: reporter.progress("voicing", done, total)
 
 
-def _reporting(stage: str, blocks: Iterable[np.ndarray], total_samples: int, reporter: Reporter) -> Iterator[np.ndarray]:
+def _reporting(
+    stage: str, blocks: Iterable[np.ndarray], total_samples: int, reporter: Reporter
+) -> Iterator[np.ndarray]:
     done = 0
     total_seconds = round(audio.seconds(total_samples))
     for block in blocks:

@@ -10,8 +10,8 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from voiceguide import audio
 from voiceguide.errors import VoiceguideError, last_line
@@ -70,4 +70,5 @@ def write_m4b(mp3: Path, target: Path, tags: Tags, chapters: Iterable[Chapter], 
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode:
-            raise VoiceguideError(f"ffmpeg could not make {target.name} (ran: {' '.join(command)}): {last_line(done.stderr)}")
+            ran = " ".join(command)
+            raise VoiceguideError(f"ffmpeg could not make {target.name} (ran: {ran}): {last_line(done.stderr)}")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceguide import audio, routine as routines
+from voiceguide import audio
+from voiceguide import routine as routines
 from voiceguide.build import SILENT, Reporter, voicing
 from voiceguide.errors import VoiceguideError, last_line
 from voiceguide.export import encode_mp3

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from voiceguide import __version__, sounds
 from voiceguide.document import TimelineDocument
@@ -39,7 +40,8 @@ class Inputs:
     files: Mapping[str, str | None]  # each input file's digest, by the name a report gives it
 
     def _content(self) -> dict[str, Any]:
-        return {"voiceguide": self.voiceguide, "voice": self.voice, "options": dict(self.options), "files": dict(self.files)}
+        options, files = dict(self.options), dict(self.files)
+        return {"voiceguide": self.voiceguide, "voice": self.voice, "options": options, "files": files}
 
     @property
     def digest(self) -> str:
@@ -61,6 +63,7 @@ class Recorded:
 
 def input_files(routine: Routine) -> dict[str, Path]:
     """Every file the track is made from (the routine, its cover, its sounds), by the name a report gives it."""
+    assert routine.source is not None, "a routine loaded from a file knows it"
     used = [routine.cover, routine.background.sound if routine.background else None]
     for step in routine.steps:
         used += [step.transition, *(cue.sound for cue in step.cues)]
@@ -68,9 +71,7 @@ def input_files(routine: Routine) -> dict[str, Path]:
             used.append(sounds.builtin_path(TICK))
     folder = routine.source.resolve().parent
     files = {routine.source.name: routine.source}
-    for path in used:
-        if path is None:
-            continue
+    for path in filter(None, used):
         if path.parent == sounds.BUILTIN_DIR:
             name = f"{path.stem} (built-in)"
         else:
@@ -123,7 +124,8 @@ def _read_recorded(path: Path) -> Recorded | None:
         return None
     if not isinstance(data, dict):
         return None
-    return Recorded(_section(data, BUILT_FROM), _section(data, OUTPUTS), data.get("routine"), TimelineDocument.from_json(data))
+    document = TimelineDocument.from_json(data)
+    return Recorded(_section(data, BUILT_FROM), _section(data, OUTPUTS), data.get("routine"), document)
 
 
 def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -169,7 +171,7 @@ def _words(document: TimelineDocument) -> dict[str, list[list[str | None]]]:
         if event.kind == "speech":
             lines[event.chapter].append(event.text)
     by_title: dict[str, list[list[str | None]]] = {}
-    for chapter, spoken in zip(document.chapters, lines):
+    for chapter, spoken in zip(document.chapters, lines, strict=True):
         by_title.setdefault(chapter.title, []).append(spoken)
     return by_title
 

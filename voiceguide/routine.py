@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -23,8 +24,19 @@ from voiceguide.voices import AUTO, ENGINE_CHOICES
 from voiceguide.voices.choice import VoiceSettings
 from voiceguide.voices.piper_engine import MODEL_SUFFIX
 from voiceguide.yaml_walk import (
-    Context, Invalid, Location, compose, declared_keys, describe, key, mapping_of, parse_keys, parse_mapping,
-    read_text, scalar, scalar_or_mapping,
+    Context,
+    Invalid,
+    Location,
+    compose,
+    declared_keys,
+    describe,
+    key,
+    mapping_of,
+    parse_keys,
+    parse_mapping,
+    read_text,
+    scalar,
+    scalar_or_mapping,
 )
 
 MAX_STEPS = 2000
@@ -110,7 +122,8 @@ def parse_voice_name(node: yaml.Node, ctx: Context) -> str:
 def parse_pronounce(node: yaml.Node, ctx: Context) -> dict[str, str]:
     """Words mapped to how the voice should say them; every problem is reported."""
     if not isinstance(node, yaml.MappingNode):
-        raise Invalid(node, f"expected a mapping of word: spoken form, like effleurage: eff-luh-rahzh, got {describe(node)}")
+        example = "effleurage: eff-luh-rahzh"
+        raise Invalid(node, f"expected a mapping of word: spoken form, like {example}, got {describe(node)}")
     spellings: dict[str, str] = {}
     for key_node, value_node in node.value:
         try:
@@ -189,9 +202,9 @@ def parse_level(node: yaml.Node, ctx: Context) -> float:
 class CueTime:
     """When a cue sounds inside a hold: seconds from its start, seconds before its end, or a fraction."""
 
-    seconds: float | None = None
+    seconds: float = 0.0
     before_end: bool = False
-    fraction: float | None = None
+    fraction: float | None = None  # when given, `seconds` is not used
 
     def offset(self, hold_seconds: float) -> float:
         if self.fraction is not None:
@@ -233,10 +246,14 @@ def parse_cue_time(node: yaml.Node, ctx: Context) -> CueTime:
 @dataclass(frozen=True)
 class Voice:
     engine: str = key(
-        parse_engine, "auto (a neural voice for the language if installed, else pyttsx3), pyttsx3 or piper", default=AUTO
+        parse_engine,
+        "auto (a neural voice for the language if installed, else pyttsx3), pyttsx3 or piper",
+        default=AUTO,
     )
     name: str | None = key(
-        parse_voice_name, "a voice from 'voiceguide voices', or a Piper .onnx file; default: the language's voice", default=None
+        parse_voice_name,
+        "a voice from 'voiceguide voices', or a Piper .onnx file; default: the language's voice",
+        default=None,
     )
     speed: float = key(parse_speed, "speaking pace, 1.0 = the voice's normal pace, 0.85 is calmer", default=1.0)
     location: Location | None = field(default=None, compare=False)
@@ -308,7 +325,9 @@ class Step:
     repeat: int = key(parse_repeat, "how many rounds the step runs (e.g. 2 for both sides)", default=1)
     rounds: tuple[str, ...] = key(parse_lines, "a name for each round, added to its chapter title", default=())
     between: tuple[str, ...] = key(parse_lines, "spoken before each round after the first", default=())
-    countdown: Countdown | None = key(parse_countdown, "ticks or spoken numbers over the hold's last seconds", default=None)
+    countdown: Countdown | None = key(
+        parse_countdown, "ticks or spoken numbers over the hold's last seconds", default=None
+    )
     breathe: Breathe | None = key(mapping_of(Breathe), "tones that pace breathing through the hold", default=None)
     min: float | None = key(parse_seconds, "the shortest the hold may become when fitting a length", default=None)
     max: float | None = key(parse_seconds, "the longest the hold may become when fitting a length", default=None)
@@ -320,10 +339,11 @@ class Step:
     def __post_init__(self):
         if self.rounds and len(self.rounds) != self.repeat:
             raise ValueError(f"'rounds' names {len(self.rounds)} rounds but 'repeat' is {self.repeat}")
+        hold = format_duration(self.hold)
         if self.min is not None and self.min > self.hold:
-            raise ValueError(f"'min' ({format_duration(self.min)}) is longer than 'hold' ({format_duration(self.hold)})")
+            raise ValueError(f"'min' ({format_duration(self.min)}) is longer than 'hold' ({hold})")
         if self.max is not None and self.max < self.hold:
-            raise ValueError(f"'max' ({format_duration(self.max)}) is shorter than 'hold' ({format_duration(self.hold)})")
+            raise ValueError(f"'max' ({format_duration(self.max)}) is shorter than 'hold' ({hold})")
 
 
 # Step keys a routine's `defaults:` may set for every step.
@@ -372,10 +392,14 @@ class Routine:
     intro: tuple[str, ...] = key(parse_lines, "spoken before the first step", default=())
     outro: tuple[str, ...] = key(parse_lines, "spoken after the last step", default=())
     pronounce: dict[str, str] = key(
-        parse_pronounce, "words the voice says wrong, with how to say them: {effleurage: eff-luh-rahzh}", default_factory=dict
+        parse_pronounce,
+        "words the voice says wrong, with how to say them: {effleurage: eff-luh-rahzh}",
+        default_factory=dict,
     )
     background: Background | None = key(parse_background, "an ambient bed under the whole track", default=None)
-    defaults: dict = key(lambda node, ctx: ctx.defaults.get(Step, {}), "step keys that apply to every step", default_factory=dict)
+    defaults: dict[str, Any] = key(
+        lambda node, ctx: ctx.defaults.get(Step, {}), "step keys that apply to every step", default_factory=dict
+    )
     source: Path | None = field(default=None, compare=False)
 
     @property

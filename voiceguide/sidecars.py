@@ -23,7 +23,9 @@ from voiceguide.files import atomic_path
 from voiceguide.provenance import BUILT_FROM, OUTPUTS, Inputs, output_digests
 
 
-def write_sidecars(mp3: Path, document: TimelineDocument, artwork: Artwork, inputs: Inputs, made: list[Path]) -> list[Path]:
+def write_sidecars(
+    mp3: Path, document: TimelineDocument, artwork: Artwork, inputs: Inputs, made: list[Path]
+) -> list[Path]:
     """Write NAME.vtt, NAME.md and NAME.html beside `mp3`, then NAME.json, each atomically.
 
     NAME.json comes last: besides the document, it records what the outputs were built from

@@ -183,7 +183,7 @@ def _struck(
 ) -> np.ndarray:
     """Sum of exponentially decaying partials: the core of a struck bell."""
     t = _times(seconds)[None, :]
-    ratios, amps, taus = (np.array(col)[:, None] for col in zip(*partials))
+    ratios, amps, taus = (np.array(col)[:, None] for col in zip(*partials, strict=True))
     tones = amps * np.exp(-t / taus) * np.sin(2 * np.pi * fundamental * ratios * t)
     return _fade(tones.sum(axis=0), attack, fade_out)
 
@@ -265,7 +265,7 @@ def _breath(start_hz: float, end_hz: float, seconds: float) -> np.ndarray:
     smooth = x * x * (3 - 2 * x)
     freq = start_hz * (end_hz / start_hz) ** smooth
     phase = 2 * np.pi * np.cumsum(freq) / SAMPLE_RATE
-    tone = sum(amp * np.sin(mult * phase) for mult, amp in BREATH_HARMONICS)
+    tone = sum((amp * np.sin(mult * phase) for mult, amp in BREATH_HARMONICS), start=np.zeros_like(phase))
     fade = min(BREATH_FADE_SECONDS, seconds * BREATH_FADE_SECONDS / BREATH_SECONDS)
     return _to_peak(_fade(tone, fade, fade), BREATH_PEAK_DBFS)
 
@@ -323,7 +323,7 @@ def drone() -> np.ndarray:
     # with all partials at phase 0 their slopes would line up exactly there.
     phases = rng.uniform(0, 2 * np.pi, (len(DRONE_PARTIALS), 2))
     out = np.zeros(n)
-    for (freq, amp, move_cycles, depth), (phase, move_phase) in zip(DRONE_PARTIALS, phases):
+    for (freq, amp, move_cycles, depth), (phase, move_phase) in zip(DRONE_PARTIALS, phases, strict=True):
         cycles = int(round(freq * BED_SECONDS))
         movement = 1 + depth * np.sin(_loop_phase(move_cycles, n) + move_phase)
         out += amp * movement * np.sin(_loop_phase(cycles, n) + phase)

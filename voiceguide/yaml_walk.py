@@ -12,9 +12,10 @@ import dataclasses
 import difflib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -65,7 +66,11 @@ Parser = Callable[[yaml.Node, Context], Any]
 
 
 def key(
-    parse: Parser, doc: str, default: Any = dataclasses.MISSING, name: str | None = None, default_factory: Any = dataclasses.MISSING
+    parse: Parser,
+    doc: str,
+    default: Any = dataclasses.MISSING,
+    name: str | None = None,
+    default_factory: Any = dataclasses.MISSING,
 ) -> Any:
     """Declare a key of a schema dataclass: its parser, a one-line description, its default, its YAML name."""
     metadata = {"parse": parse, "doc": doc, "key": name}
@@ -106,7 +111,9 @@ def declared_keys(cls: type) -> dict[str, dataclasses.Field]:
     return {f.metadata.get("key") or f.name: f for f in dataclasses.fields(cls) if "parse" in f.metadata}
 
 
-def parse_keys(fields: dict[str, dataclasses.Field], node: yaml.Node, key_path: str, ctx: Context) -> tuple[dict[str, Any], set[str]]:
+def parse_keys(
+    fields: dict[str, dataclasses.Field], node: yaml.Node, key_path: str, ctx: Context
+) -> tuple[dict[str, Any], set[str]]:
     """Parse the keys of a mapping node that `fields` declares; report unknown, repeated and bad ones.
 
     Returns the parsed values by field name, and the key names that were given.
@@ -199,14 +206,16 @@ def compose(text: str, display_name: str) -> yaml.Node | None:
     if unprintable:
         line = text.count("\n", 0, unprintable.start()) + 1
         column = unprintable.start() - text.rfind("\n", 0, unprintable.start())
-        raise RoutineError([f"{display_name}:{line}:{column}: control character {unprintable.group()!r} is not allowed in a routine"])
+        refused = f"control character {unprintable.group()!r} is not allowed in a routine"
+        raise RoutineError([f"{display_name}:{line}:{column}: {refused}"])
     stream = io.StringIO(text)
     stream.name = display_name  # so marks, and messages made from them, name the file
     loader = _LOADER(stream)
     try:
         root = loader.get_single_node()
         if root is not None and _expanded_size(root, {}) > MAX_NODES:
-            raise RoutineError([f"{display_name}:1:1: aliases and merges expand to over {MAX_NODES:,} values; write the routine out plainly"])
+            too_many = f"aliases and merges expand to over {MAX_NODES:,} values; write the routine out plainly"
+            raise RoutineError([f"{display_name}:1:1: {too_many}"])
         _flatten_merges(loader, root, set())
         return root
     except yaml.MarkedYAMLError as error:

@@ -26,5 +26,6 @@ def engine_class(name: str):
         cls = getattr(module, class_name)
         cls.version()
     except ImportError as error:
-        raise VoiceguideError(f"the {name} engine is not installed ({error.name} is missing); install it with: {install}") from None
+        missing = f"the {name} engine is not installed ({error.name} is missing)"
+        raise VoiceguideError(f"{missing}; install it with: {install}") from None
     return cls

@@ -10,9 +10,9 @@ import dataclasses
 import json
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from voiceguide.errors import SynthesisError, VoiceguideError, last_line
 from voiceguide.voices import AUTO, ENGINE_NAMES, NEURAL_ENGINES, engine_class

@@ -8,9 +8,9 @@ lines it changed.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 import miniaudio
 import numpy as np
@@ -99,7 +99,7 @@ def voice_lines(
     if jobs:
         # Longest first, so the workers run out of work at about the same time.
         synthesize(sorted(jobs.values(), key=lambda job: len(job.text), reverse=True), request, workers, accept)
-    lengths = {text: cache.length(key) for text, key in keys.items()}
+    lengths = {text: len(cache.read(key)) for text, key in keys.items()}  # raises if one went missing since
     reused = sum(1 for key in keys.values() if key not in jobs)
     return VoicedClips(cache, keys, lengths, reused=reused, made=len(jobs))
 
@@ -111,7 +111,7 @@ def voice_clips(
     workers: int | None,
     on_progress: Callable[[int, int], None],
 ) -> VoicedClips:
-    """Voice `lines` (text -> label) into the clip cache under OUTPUT_DIR/cache; `on_progress(done, total)` as clips are made."""
+    """Voice `lines` (text -> label) into the clip cache under OUTPUT_DIR/cache, calling `on_progress(done, total)`."""
     return voice_lines(lines, request, ClipCache(output_dir / "cache"), workers or default_workers(), on_progress)
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from voiceguide.errors import VoiceguideError
 from voiceguide.voices import engine_class
@@ -42,7 +43,7 @@ def main(engine_name: str, voice: str, language: str) -> None:
 
 def list_voices(engine_names: list[str]) -> None:
     reply = _protocol()
-    listing = {}
+    listing: dict[str, dict[str, Any]] = {}
     for name in engine_names:
         try:
             listing[name] = {"voices": [dataclasses.asdict(voice) for voice in engine_class(name).voices()]}
