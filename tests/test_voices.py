@@ -186,7 +186,7 @@ def test_preview_writes_the_steps_clip_and_the_build_reuses_it(cli, tmp_path):
     assert len(samples) == clip_length
     assert np.mean(window_levels(samples) > SPEECH_DB) > 0.5
     built = cli("build", FIXTURES / "two-steps.yaml", "-o", out, "--engine", "pyttsx3")
-    assert "1 clips reused, 4 new" in built.stdout
+    assert "1 clip reused, 4 new" in built.stdout
 
 
 def test_preview_joins_a_steps_lines_and_checks_the_step_exists(tmp_path):

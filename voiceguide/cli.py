@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from voiceguide import __version__, audio
+from voiceguide import __version__, audio, words
 from voiceguide import routine as routines
 from voiceguide.batch import build_routines, prune_cache
 from voiceguide.build import BuildOptions, Outcome, Reporter, UpToDate, plan_routine
@@ -255,9 +255,9 @@ class _TerminalReporter(Reporter):
             return
         _echo_warnings(result.timeline)
         click.echo(
-            f"built {result.output} ({_duration(result.timeline.length)}, {len(result.timeline.chapters)} chapters, "
+            f"built {result.output} ({_duration(result.timeline.length)}, {words.count(len(result.timeline.chapters), 'chapter')}, "
             f"{result.loudness:.1f} LUFS, {result.true_peak:.1f} dBTP): "
-            f"{result.clips_reused} clips reused, {result.clips_made} new, in {result.elapsed:.1f}s"
+            f"{words.count(result.clips_reused, 'clip')} reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
         if result.changes:
             click.echo(f"changed: {'; '.join(result.changes)}")
@@ -268,7 +268,7 @@ class _TerminalReporter(Reporter):
         if self.several and not self.quiet:
             fresh = sum(1 for outcome in outcomes if isinstance(outcome.result, UpToDate))
             built = len(outcomes) - failed - fresh
-            click.echo(f"{_count(len(outcomes), 'routine')}: {built} built, {fresh} up to date, {failed} failed")
+            click.echo(f"{words.count(len(outcomes), 'routine')}: {built} built, {fresh} up to date, {failed} failed")
         if failed:
             sys.exit(EXIT_USER_ERROR)
 
@@ -375,7 +375,7 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str,
     timeline = result.timeline
     click.echo(
         f"{timeline.title}: {_duration(timeline.length)} "
-        f"(speech: {result.lines_measured} lines from cached clips, {result.lines_estimated} estimated)"
+        f"(speech: {words.count(result.lines_measured, 'line')} from cached clips, {result.lines_estimated} estimated)"
     )
     click.echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'hold':>8}  cues")
     for index, chapter in enumerate(timeline.chapters):
@@ -442,7 +442,7 @@ def voices_command(engine: str | None, language: str | None) -> None:
             click.echo(f"{found.engine}: {found.missing}")
             continue
         where = f" for {language}" if language else ""
-        click.echo(f"{found.engine}: {len(found.voices)} voice{'s' if len(found.voices) != 1 else ''}{where}")
+        click.echo(f"{found.engine}: {words.count(len(found.voices), 'voice')}{where}")
         width = max((len(voice.name) for voice in found.voices), default=0)
         for voice in found.voices:
             click.echo(f"  {voice.name:<{width}}  {', '.join(voice.languages)}")
@@ -468,7 +468,7 @@ def validate(routines_to_check: tuple[Path, ...]) -> None:
         except RoutineError as error:
             problems.extend(error.problems)
         else:
-            click.echo(f"ok: {path} ({len(routine.steps)} steps)")
+            click.echo(f"ok: {path} ({words.count(len(routine.steps), 'step')})")
     if problems:
         raise RoutineError(problems)
 
@@ -526,10 +526,6 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
 @main.group(name="cache", invoke_without_command=True)
 @_output_dir_option
 @click.pass_context
@@ -544,7 +540,7 @@ def cache_command(context: click.Context, output_dir: Path) -> None:
     """
     if context.invoked_subcommand is None:
         usage = ClipCache(output_dir / "cache").usage()
-        click.echo(f"{output_dir / 'cache'}: {_count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
+        click.echo(f"{output_dir / 'cache'}: {words.count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
 
 
 @cache_command.command(name="prune")
@@ -566,6 +562,6 @@ def prune_command(paths: tuple[Path, ...], output_dir: Path) -> None:
     """
     result = prune_cache(paths, output_dir)
     click.echo(
-        f"removed {_count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) that no routine uses; "
-        f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {_count(result.routines, 'routine')}"
+        f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) that no routine uses; "
+        f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {words.count(result.routines, 'routine')}"
     )

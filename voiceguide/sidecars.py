@@ -16,6 +16,7 @@ import urllib.parse
 from importlib import resources
 from pathlib import Path
 
+from voiceguide import words
 from voiceguide.cover import Artwork
 from voiceguide.document import EventEntry, TimelineDocument
 from voiceguide.durations import format_duration
@@ -79,7 +80,7 @@ def script(document: TimelineDocument) -> str:
     out = [f"# {_markdown(document.title)}", ""]
     if document.description:
         out += [_markdown(document.description), ""]
-    out += [f"{format_duration(document.length)} in all, {len(document.chapters)} chapters.", ""]
+    out += [f"{format_duration(document.length)} in all, {words.count(len(document.chapters), 'chapter')}.", ""]
     for index, chapter in enumerate(document.chapters):
         out += [f"## {clock(chapter.start)} {_markdown(chapter.title)}", ""]
         events = document.chapter_events(index)

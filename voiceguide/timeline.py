@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from voiceguide import audio, sounds
+from voiceguide import audio, sounds, words
 from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
 from voiceguide.fitting import Hold, Unreachable, fit
@@ -332,7 +332,7 @@ def plan(
     except Unreachable as unreachable:
         raise VoiceguideError(_unreachable_message(routine, fixed, unreachable, length)) from None
     notes = [
-        f"repeated {routine.steps[index].name!r} {count} more time{'s' if count > 1 else ''}"
+        f"repeated {routine.steps[index].name!r} {words.count(count, 'more time')}"
         for index, count in sorted(extra.items())
     ]
     return _layout(routine, rounds, fitted, lengths, notes)
