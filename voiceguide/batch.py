@@ -12,7 +12,7 @@ from pathlib import Path
 
 from voiceguide import provenance
 from voiceguide import routine as routines
-from voiceguide.build import SILENT, BuildOptions, Outcome, Reporter, build
+from voiceguide.build import SILENT, BuildOptions, Outcome, Reporter, build, check_lengths
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.timeline import spoken_lines
 from voiceguide.voices.cache import ClipCache, Usage
@@ -41,14 +41,27 @@ def find_routines(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def build_one(routine: Path, options: BuildOptions, reporter: Reporter) -> Outcome:
-    """Build one routine and report its outcome; a user error becomes the outcome instead of stopping the caller."""
+def build_one(routine: Path, options: BuildOptions, reporter: Reporter) -> list[Outcome]:
+    """Build one routine, at each of options.lengths when several, and report each outcome.
+
+    A user error becomes an outcome instead of stopping the caller. Every length is checked
+    first, so one the routine cannot reach fails before anything is voiced.
+    """
     try:
-        outcome = Outcome(routine, result=build(routine, options, reporter))
+        check_lengths(routine, options)
     except VoiceguideError as error:
-        outcome = Outcome(routine, error=error)
-    reporter.finished(outcome)
-    return outcome
+        failed = Outcome(routine, error=error)
+        reporter.finished(failed)
+        return [failed]
+    outcomes = []
+    for each in options.each_length():
+        try:
+            outcome = Outcome(routine, result=build(routine, each, reporter))
+        except VoiceguideError as error:
+            outcome = Outcome(routine, error=error)
+        reporter.finished(outcome)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def build_routines(
@@ -58,7 +71,7 @@ def build_routines(
 
     The reporter hears each routine's outcome as soon as it is known.
     """
-    return [build_one(routine, options, reporter) for routine in find_routines(paths)]
+    return [outcome for routine in find_routines(paths) for outcome in build_one(routine, options, reporter)]
 
 
 @dataclass(frozen=True)

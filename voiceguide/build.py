@@ -27,7 +27,7 @@ from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import mix_key, render
 from voiceguide.sidecars import write_sidecars
-from voiceguide.timeline import Event, Timeline, plan, spoken_lines
+from voiceguide.timeline import Event, LengthUnreachable, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
@@ -35,6 +35,7 @@ from voiceguide.voices.pool import VoiceRequest
 
 log = logging.getLogger(__name__)
 
+ESTIMATE_SLACK = 0.2  # how far an estimated speech length may be off, as a fraction of it
 MAX_ENCODINGS = 4  # of one track at most, each with the limiter's ceiling lower, until its peaks fit
 
 
@@ -85,6 +86,32 @@ def plan_routine(
     return PlanResult(timeline, measured, len(known) - measured)
 
 
+def check_lengths(routine_path: Path, options: BuildOptions) -> None:
+    """Raise LengthUnreachable, before any voicing, for the lengths asked for that the routine surely cannot reach.
+
+    Speech lengths come from cached clips, or are estimated; a length that estimates off by up to
+    ESTIMATE_SLACK could still reach is left to the exact check after voicing.
+    """
+    asked = [each.length for each in options.each_length() if each.length is not None]
+    if not asked:
+        return
+    routine = routines.load(routine_path)
+    request = voice_request(routine.voice_settings, options.voice)
+    known = known_lengths(spoken_lines(routine), request, ClipCache(options.output_dir / "cache"))
+    speech = estimate_lengths(known, request.speed)
+    slack = ESTIMATE_SLACK * sum(speech[text] for text, length in known.items() if length is None)
+    unreachable: list[LengthUnreachable] = []
+    for length in asked:
+        try:
+            plan(routine, speech, sound_length, length, options.fill_repeat)
+        except LengthUnreachable as error:
+            if not error.shortest - slack <= length <= error.longest + slack:
+                unreachable.append(error)
+    if unreachable:
+        first = unreachable[0]
+        raise LengthUnreachable(routine.name, first.shortest, first.longest, [error.asked[0] for error in unreachable])
+
+
 @dataclass(frozen=True)
 class BuildOptions:
     """How to build: where to, how long, in which voice and formats, and whether to build even when up to date."""
@@ -96,6 +123,11 @@ class BuildOptions:
     m4b: bool = False  # make an M4B audiobook too (ffmpeg must be on PATH)
     workers: int | None = None  # synthesis processes; None for one per core
     force: bool = False  # build even when the output is up to date
+    lengths: tuple[int, ...] = ()  # several lengths at once: one track each, at `length` (see each_length)
+
+    def each_length(self) -> list[BuildOptions]:
+        """The options of each track to build: one for each of `lengths`, or these alone."""
+        return [dataclasses.replace(self, length=length, lengths=()) for length in self.lengths] or [self]
 
     def recorded(self) -> dict:
         """The options that shape the output besides the voice (which is recorded as chosen)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import signal
 import sys
 import threading
@@ -19,7 +20,7 @@ import click
 from voiceguide import __version__, audio, words
 from voiceguide import routine as routines
 from voiceguide.batch import build_routines, prune_cache
-from voiceguide.build import BuildOptions, Outcome, Reporter, UpToDate, plan_routine
+from voiceguide.build import BuildOptions, BuildResult, Outcome, Reporter, UpToDate, plan_routine
 from voiceguide.sidecars import clock
 from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import VoiceguideError, RoutineError
@@ -122,18 +123,36 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-class _Duration(click.ParamType):
-    """A duration like 20m, 1h15m or 45:00, as a whole number of samples."""
+class _Lengths(click.ParamType):
+    """Lengths like 20m, 1h15m or 45:00, comma-separated when `several` (10m,20m,30m), as whole numbers of samples.
+
+    A bare number under a minute (20) is refused: it would be seconds, and was surely meant as minutes.
+    """
 
     name = "duration"
 
+    def __init__(self, several: bool):
+        self.several = several
+
     def convert(self, value, param, ctx):
+        if not isinstance(value, str):
+            return value  # already converted (a default)
+        lengths = tuple(dict.fromkeys(self._length(text.strip(), param, ctx) for text in value.split(",")))
+        if self.several:
+            return lengths
+        if len(lengths) > 1:
+            self.fail(f"plan shows one length at a time, got {value!r}; build takes several", param, ctx)
+        return lengths[0]
+
+    def _length(self, text: str, param, ctx) -> int:
         try:
-            seconds = parse_duration(str(value))
+            seconds = parse_duration(text)
         except ValueError:
-            self.fail(f"{DURATION_HINT}, got {value!r}", param, ctx)
+            self.fail(f"{DURATION_HINT}, got {text!r}", param, ctx)
         if seconds <= 0:
             self.fail("must be longer than 0s", param, ctx)
+        if re.fullmatch(r"\d+(\.\d+)?", text) and seconds < 60:
+            self.fail(f"{text} alone would be {text} seconds; write {text}m for minutes ({text}s if you mean seconds)", param, ctx)
         return audio.samples(seconds)
 
 
@@ -151,15 +170,21 @@ def _output_dir_option(command):
     )(command)
 
 
-def _length_options(command):
-    command = click.option(
-        "--fill", type=click.Choice(["none", "repeat"]), default="none", show_default=True,
-        help="Beyond every hold's max, 'repeat' runs extra rounds of steps marked repeatable.",
-    )(command)
-    return click.option(
-        "--length", type=_Duration(), default=None,
-        help="Fit the track to this length (e.g. 20m): the holds stretch or shrink.",
-    )(command)
+def _length_options(several: bool):
+    """--length (several, comma-separated, if `several`) and --fill."""
+
+    def decorate(command):
+        command = click.option(
+            "--fill", type=click.Choice(["none", "repeat"]), default="none", show_default=True,
+            help="Beyond every hold's max, 'repeat' runs extra rounds of steps marked repeatable.",
+        )(command)
+        return click.option(
+            "--length", "lengths" if several else "length", type=_Lengths(several), default=None,
+            help="Fit the track to this length (e.g. 20m): the holds stretch or shrink."
+            + (" Several, comma-separated (10m,20m,30m), build one track each." if several else ""),
+        )(command)
+
+    return decorate
 
 
 def _voice_options(command):
@@ -207,11 +232,11 @@ def _routines_argument(command):
 
 
 def _build_options(
-    output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
+    output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride, jobs: int | None,
     formats: tuple[str, ...], force: bool = False,
 ) -> BuildOptions:
     return BuildOptions(
-        output_dir=output_dir, length=length, fill_repeat=fill == "repeat", voice=voice, m4b="m4b" in formats,
+        output_dir=output_dir, lengths=lengths or (), fill_repeat=fill == "repeat", voice=voice, m4b="m4b" in formats,
         workers=jobs, force=force,
     )
 
@@ -224,9 +249,10 @@ def _several(paths: tuple[Path, ...]) -> bool:
 class _TerminalReporter(Reporter):
     """What build, watch and preview print: the voice, progress, a summary line per routine, what changed; errors on stderr."""
 
-    def __init__(self, quiet: bool, several: bool):
+    def __init__(self, quiet: bool, several: bool, lengths: int = 1):
         self.quiet = quiet
         self.several = several
+        self.lengths = lengths  # tracks asked of each routine
         self.bar = _TerminalProgress(enabled=not quiet)
 
     def progress(self, stage: str, done: int, total: int) -> None:
@@ -264,18 +290,20 @@ class _TerminalReporter(Reporter):
         click.echo(f"beside it: {', '.join(path.name for path in result.files)}")
 
     def total(self, outcomes: list[Outcome]) -> None:
-        failed = sum(1 for outcome in outcomes if outcome.error is not None)
-        if self.several and not self.quiet:
+        """Counts of what was built, when there were several routines or lengths; exit 2 if any failed."""
+        if (self.several or self.lengths > 1) and not self.quiet:
+            asked = len({outcome.routine for outcome in outcomes}) * self.lengths  # a routine that failed early made one
+            built = sum(1 for outcome in outcomes if isinstance(outcome.result, BuildResult))
             fresh = sum(1 for outcome in outcomes if isinstance(outcome.result, UpToDate))
-            built = len(outcomes) - failed - fresh
-            click.echo(f"{words.count(len(outcomes), 'routine')}: {built} built, {fresh} up to date, {failed} failed")
-        if failed:
+            noun = "track" if self.lengths > 1 else "routine"
+            click.echo(f"{words.count(asked, noun)}: {built} built, {fresh} up to date, {asked - built - fresh} failed")
+        if any(outcome.error is not None for outcome in outcomes):
             sys.exit(EXIT_USER_ERROR)
 
 
 def _build_choices(command):
     """The options `build` and `watch` share: where, how long, which voice, how many workers, what format."""
-    for option in reversed((_routines_argument, _output_dir_option, _length_options, _voice_options, _jobs_option,
+    for option in reversed((_routines_argument, _output_dir_option, _length_options(several=True), _voice_options, _jobs_option,
                             _format_option)):
         command = option(command)
     return command
@@ -287,13 +315,14 @@ def _build_choices(command):
 @_quiet_option
 @_user_errors
 def build(
-    paths: tuple[Path, ...], output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
-    formats: tuple[str, ...], force: bool, quiet: bool,
+    paths: tuple[Path, ...], output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
+    jobs: int | None, formats: tuple[str, ...], force: bool, quiet: bool,
 ) -> None:
     """Build routines into MP3s with chapters; those already up to date are skipped.
 
     Builds each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is given), into
-    OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with --length 20m). Each step is narrated, followed by
+    OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with --length 20m; with --length 10m,20m,30m, one track
+    for each length, voiced once; every length is checked before any work starts). Each step is narrated, followed by
     its hands-on hold and its transition sound. Beside the MP3 come NAME.html (a player page),
     NAME.vtt (captions), NAME.md (a script to print) and NAME.json (the timeline, and what the
     build was made from).
@@ -309,11 +338,12 @@ def build(
       voiceguide build                                   # every routine in routines/
       voiceguide build routines/back-pain-relief.yaml
       voiceguide build routines/back-pain-relief.yaml --length 30m
+      voiceguide build routines/back-pain-relief.yaml --length 10m,20m,30m
       voiceguide build routines/back-pain-relief.yaml --engine pyttsx3 --voice "English (America)"
       voiceguide build routines/back-pain-relief.yaml --format m4b
     """
-    reporter = _TerminalReporter(quiet, _several(paths))
-    options = _build_options(output_dir, length, fill, voice, jobs, formats, force)
+    reporter = _TerminalReporter(quiet, _several(paths), len(lengths) if lengths else 1)
+    options = _build_options(output_dir, lengths, fill, voice, jobs, formats, force)
     try:
         outcomes = build_routines(paths, options, reporter)
     finally:
@@ -326,8 +356,8 @@ def build(
 @_quiet_option
 @_user_errors
 def watch_command(
-    paths: tuple[Path, ...], output_dir: Path, length: int | None, fill: str, voice: VoiceOverride, jobs: int | None,
-    formats: tuple[str, ...], quiet: bool,
+    paths: tuple[Path, ...], output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
+    jobs: int | None, formats: tuple[str, ...], quiet: bool,
 ) -> None:
     """Build routines, then again whenever one (or a sound or cover it uses) is saved.
 
@@ -340,11 +370,11 @@ def watch_command(
       voiceguide watch                                   # every routine in routines/
       voiceguide watch routines/back-pain-relief.yaml --engine pyttsx3
     """
-    reporter = _TerminalReporter(quiet, _several(paths))
+    reporter = _TerminalReporter(quiet, _several(paths), len(lengths) if lengths else 1)
     if not quiet:
         click.echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
     try:
-        watch_routines(paths, _build_options(output_dir, length, fill, voice, jobs, formats), reporter)
+        watch_routines(paths, _build_options(output_dir, lengths, fill, voice, jobs, formats), reporter)
     except KeyboardInterrupt:
         reporter.bar.clear()
         click.echo("stopped watching")
@@ -357,7 +387,7 @@ def _duration(samples: int) -> str:
 @main.command(name="plan")
 @click.argument("routine", type=click.Path(path_type=Path))
 @_output_dir_option
-@_length_options
+@_length_options(several=False)
 @_voice_options
 @_user_errors
 def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str, voice: VoiceOverride) -> None:

@@ -330,7 +330,7 @@ def plan(
     try:
         fitted = fit(holds, length - fixed)
     except Unreachable as unreachable:
-        raise VoiceguideError(_unreachable_message(routine, fixed, unreachable, length)) from None
+        raise LengthUnreachable(routine.name, fixed + unreachable.shortest, fixed + unreachable.longest, [length]) from None
     notes = [
         f"repeated {routine.steps[index].name!r} {words.count(count, 'more time')}"
         for index, count in sorted(extra.items())
@@ -338,12 +338,19 @@ def plan(
     return _layout(routine, rounds, fitted, lengths, notes)
 
 
-def _unreachable_message(routine: Routine, fixed: int, unreachable: Unreachable, asked: int) -> str:
-    shortest = format_duration(audio.seconds(fixed + unreachable.shortest))
-    longest = format_duration(audio.seconds(fixed + unreachable.longest))
-    hint = ""
-    if asked > fixed + unreachable.longest:
-        hint = "; raise some steps' 'max', or mark steps 'repeatable: true' and use --fill repeat"
-    elif asked < fixed + unreachable.shortest:
-        hint = "; lower some steps' 'min', or shorten the narration"
-    return f"{routine.name} can run from {shortest} to {longest}; asked for {format_duration(audio.seconds(asked))}{hint}"
+class LengthUnreachable(VoiceguideError):
+    """Lengths (samples) outside the range the routine can reach; the message says the range and how to widen it."""
+
+    def __init__(self, name: str, shortest: int, longest: int, asked: list[int]):
+        self.shortest, self.longest, self.asked = shortest, longest, asked
+        hints = []
+        if any(length < shortest for length in asked):
+            hints.append("lower some steps' 'min', or shorten the narration")
+        if any(length > longest for length in asked):
+            hints.append("raise some steps' 'max', or mark steps 'repeatable: true' and use --fill repeat")
+        shown = [format_duration(audio.seconds(length)) for length in asked]
+        lengths = " and ".join([", ".join(shown[:-1]), shown[-1]] if len(shown) > 1 else shown)
+        super().__init__(
+            f"{name} can run from {format_duration(audio.seconds(shortest))} to "
+            f"{format_duration(audio.seconds(longest))}; asked for {lengths}{''.join(f'; {hint}' for hint in hints)}"
+        )
