@@ -28,7 +28,7 @@ from voiceguide.play import Track, play as play_track
 from voiceguide.preview import preview
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
 from voiceguide.voices.cache import ClipCache
-from voiceguide.voices.choice import VoiceOverride, list_voices
+from voiceguide.voices.choice import VoiceOverride, catalogue
 from voiceguide.voices.pool import VoiceRequest
 from voiceguide.watch import watch as watch_routines
 
@@ -455,30 +455,46 @@ def preview_command(
 
 
 @main.command(name="voices")
+@click.argument("routine", required=False, type=click.Path(path_type=Path))
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), default=None, help="Only this engine's voices.")
-@click.option("-l", "--language", metavar="CODE", default=None, help="Only voices speaking this language (fr, en-us).")
+@click.option("-l", "--language", metavar="CODE", default=None,
+              help="Voices speaking this language (fr, en-us); default: ROUTINE's, else your locale's.")
+@click.option("--all", "every", is_flag=True, help="Then every other voice too, constructed languages and test voices last.")
 @_user_errors
-def voices_command(engine: str | None, language: str | None) -> None:
-    """List the engines installed here and their voices, with the name to give in a routine.
+def voices_command(routine: Path | None, engine: str | None, language: str | None, every: bool) -> None:
+    """List the voices installed here for a language, with the name to give in a routine.
+
+    The language is --language, or ROUTINE's, or your locale's (English if it names none).
+    Neural voices come first, then pyttsx3's; --all lists the voices of every other language too.
 
     \b
     Examples:
-      voiceguide voices --language fr
-      voiceguide voices --engine piper
+      voiceguide voices
+      voiceguide voices routines/breath-paced-reflex-points-fr.yaml
+      voiceguide voices --language fr --engine pyttsx3
+      voiceguide voices --all
     """
-    listing = list_voices([engine] if engine else ENGINE_NAMES, language)
-    for found in listing:
-        if found.missing:
-            click.echo(f"{found.engine}: {found.missing}")
+    if language is None and routine is not None:
+        language = routines.load(routine).language
+    found = catalogue(language, [engine] if engine else ENGINE_NAMES, every)
+    for listing in found.engines:
+        if listing.missing:
+            click.echo(f"{listing.engine}: {listing.missing}")
             continue
-        where = f" for {language}" if language else ""
-        click.echo(f"{found.engine}: {words.count(len(found.voices), 'voice')}{where}")
-        width = max((len(voice.name) for voice in found.voices), default=0)
-        for voice in found.voices:
+        if every:
+            click.echo(f"{listing.engine}: {words.count(len(listing.voices), 'voice')}, {listing.matching} for {found.language} first")
+        else:
+            click.echo(f"{listing.engine}: {words.count(listing.matching, 'voice')} for {found.language}")
+        width = max((len(voice.name) for voice in listing.voices), default=0)
+        for voice in listing.voices:
             click.echo(f"  {voice.name:<{width}}  {', '.join(voice.languages)}")
-    example = next(((found.engine, found.voices[0].name) for found in listing if found.voices), None)
+    if found.more:
+        click.echo(f"'voiceguide voices --all' lists {words.count(found.more, 'more voice')}, in other languages")
+    example = next((listing for listing in found.engines if listing.matching), None)
     if example:
-        click.echo(f"In a routine:  voice: {{engine: {example[0]}, name: {example[1]}}}")
+        click.echo(f"In a routine:  voice: {{engine: {example.engine}, name: {example.voices[0].name}}}")
+    else:
+        click.echo(f"No voice here speaks {found.language}.")
 
 
 @main.command()

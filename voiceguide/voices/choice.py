@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from voiceguide.voices.piper_engine import MODEL_SUFFIX, PiperEngine, model_voic
 from voiceguide.voices.pool import STARTUP_SECONDS, VoiceRequest
 
 FALLBACK_ENGINE = "pyttsx3"
+DEFAULT_LANGUAGE = "en"  # the user's, when their locale names none
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,11 @@ class EngineVoices:
     engine: str
     voices: tuple[VoiceInfo, ...]
     missing: str | None = None  # why the engine cannot run here, with the install command
+    matching: int = 0  # how many of `voices` speak the language asked for (they come first)
 
 
-def list_voices(engines: Iterable[str] = ENGINE_NAMES, language: str | None = None) -> list[EngineVoices]:
-    """The voices of each engine (those speaking `language`, if given), listed in a worker process."""
-    language = language and language.lower().replace("_", "-")
+def list_voices(engines: Iterable[str] = ENGINE_NAMES) -> list[EngineVoices]:
+    """The voices of each engine, listed in a worker process."""
     command = [sys.executable, "-m", "voiceguide.voices.worker", "--list", *engines]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_SECONDS)
@@ -78,9 +81,61 @@ def list_voices(engines: Iterable[str] = ENGINE_NAMES, language: str | None = No
     found = []
     for engine, entry in listing.items():
         voices = [VoiceInfo(**{**voice, "languages": tuple(voice["languages"])}) for voice in entry.get("voices", ())]
-        wanted = tuple(voice for voice in voices if language is None or speaks(voice, language))
-        found.append(EngineVoices(engine, wanted, entry.get("missing")))
+        found.append(EngineVoices(engine, tuple(voices), entry.get("missing")))
     return found
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What `voiceguide voices` shows: each engine's voices for a language, and how many more there are."""
+
+    language: str
+    engines: tuple[EngineVoices, ...]
+    more: int  # voices left out: other languages, constructed languages, test voices
+
+
+def catalogue(language: str | None = None, engines: Iterable[str] = ENGINE_NAMES, every: bool = False) -> Catalogue:
+    """Each engine's voices (neural engines first) for `language` (the user's when None), the one it would choose first.
+
+    With `every`, every other voice follows: those of natural languages, then the constructed
+    languages and test voices.
+    """
+    language = (language or user_language()).lower().replace("_", "-")
+    wanted = set(engines)
+    found, more = [], 0
+    for entry in list_voices([name for name in dict.fromkeys((*NEURAL_ENGINES, *ENGINE_NAMES)) if name in wanted]):
+        try:
+            default = pick_voice(list(entry.voices), None, language)
+        except LookupError:
+            default = None
+
+        def rank(voice: VoiceInfo) -> int:
+            """The voice the engine speaks the language with, its other voices for it, the rest, the unnatural."""
+            if voice == default:
+                return 0
+            if speaks(voice, language):
+                return 1
+            return 2 if voice.natural else 3
+
+        ranked = sorted(entry.voices, key=rank)  # stable: each engine's own order within a rank
+        matching = sum(1 for voice in ranked if rank(voice) < 2)
+        shown = ranked if every else ranked[:matching]
+        more += len(ranked) - len(shown)
+        found.append(dataclasses.replace(entry, voices=tuple(shown), matching=matching))
+    return Catalogue(language, tuple(found), more)
+
+
+def user_language(environment: Mapping[str, str] = os.environ) -> str:
+    """The language of the user's locale (LC_ALL, LC_MESSAGES, then LANG, as POSIX reads them), like en-us.
+
+    English when none is set, or for the C and POSIX locales.
+    """
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environment.get(name)
+        if value:
+            code = value.split(".")[0].split("@")[0].lower().replace("_", "-")
+            return code if re.fullmatch(r"[a-z]{2,3}(-[a-z0-9]{2,8})*", code) else DEFAULT_LANGUAGE
+    return DEFAULT_LANGUAGE
 
 
 def voice_request(settings: VoiceSettings, override: VoiceOverride = VoiceOverride()) -> VoiceRequest:

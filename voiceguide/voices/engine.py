@@ -18,6 +18,7 @@ class VoiceInfo:
     name: str  # what a routine's `voice.name` gives
     languages: tuple[str, ...]
     version: str = ""  # for voices read from a file: changes with the file (part of clip keys)
+    natural: bool = True  # False for a constructed language (Esperanto, Klingon) or a test voice: listed on request
 
 
 class Engine(ABC):

@@ -18,6 +18,7 @@ from voiceguide.voices.engine import Engine, VoiceInfo, pick_voice
 
 # eSpeak NG speaks 175 words a minute by default; pyttsx3's driver overrides it with 200.
 NORMAL_WORDS_PER_MINUTE = 175
+CONSTRUCTED_FAMILY = "art/"  # eSpeak NG's voice ids start with a language family; art is "artificial"
 
 
 def _load_bundled_espeak() -> None:
@@ -59,7 +60,10 @@ class Pyttsx3Engine(Engine):
         import pyttsx3
 
         return [
-            VoiceInfo(id=str(v.id), name=str(v.name), languages=tuple(_language_codes(v.languages)))
+            VoiceInfo(
+                id=str(v.id), name=str(v.name), languages=tuple(_language_codes(v.languages)),
+                natural=_natural(str(v.id), str(v.name)),
+            )
             for v in pyttsx3.init().getProperty("voices")  # init() returns the process's one engine
         ]
 
@@ -75,6 +79,11 @@ class Pyttsx3Engine(Engine):
         with contextlib.redirect_stdout(sys.stderr):
             self._tts.save_to_file(text, str(path))
             self._tts.runAndWait()
+
+
+def _natural(voice_id: str, name: str) -> bool:
+    """Not a constructed language (eSpeak NG files them under art/: Esperanto, Lojban, Klingon...) nor a test voice."""
+    return not voice_id.startswith(CONSTRUCTED_FAMILY) and "test" not in name.lower()
 
 
 def _language_codes(languages) -> list[str]:
