@@ -26,6 +26,7 @@ from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import VoiceguideError, RoutineError
 from voiceguide.play import Track, play as play_track
 from voiceguide.preview import preview
+from voiceguide.starter import DEFAULT_FOLDER, new_routine
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride, catalogue
@@ -495,6 +496,24 @@ def voices_command(routine: Path | None, engine: str | None, language: str | Non
         click.echo(f"In a routine:  voice: {{engine: {example.engine}, name: {example.voices[0].name}}}")
     else:
         click.echo(f"No voice here speaks {found.language}.")
+
+
+@main.command(name="new")
+@click.argument("name")
+@click.option("--folder", type=click.Path(path_type=Path), default=DEFAULT_FOLDER, show_default=True,
+              help="Where to write NAME.yaml.")
+@_user_errors
+def new_command(name: str, folder: Path) -> None:
+    """Write FOLDER/NAME.yaml, a commented routine to start from, that validates and builds as it is.
+
+    It shows the keys most routines use, with a note on each. An existing file is never replaced.
+
+    \b
+    Example:
+      voiceguide new back-rub          # -> routines/back-rub.yaml
+    """
+    path = new_routine(name, folder)
+    click.echo(f"wrote {path}; edit it, and 'voiceguide watch {path}' builds it again at each save")
 
 
 @main.command()

@@ -57,6 +57,12 @@ class ChapterEntry:
 
 
 @dataclass(frozen=True)
+class BedEntry:
+    sound: str  # the ambient bed's file name, without its suffix
+    level: float  # dB relative to the voice
+
+
+@dataclass(frozen=True)
 class TimelineDocument:
     routine: str  # the routine's name (its file stem)
     title: str
@@ -66,6 +72,7 @@ class TimelineDocument:
     length: float  # seconds
     chapters: tuple[ChapterEntry, ...]
     events: tuple[EventEntry, ...]
+    background: BedEntry | None = None  # under the whole track
 
     def as_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -82,8 +89,9 @@ class TimelineDocument:
                 for chapter in data["chapters"]
             )
             events = tuple(EventEntry(**event) for event in data["events"])
+            background = BedEntry(**data["background"]) if data.get("background") else None
             document = cls(data["routine"], data["title"], data["description"], data["language"], data["audio"],
-                           data["length"], chapters, events)  # fmt: skip
+                           data["length"], chapters, events, background)  # fmt: skip
         except (KeyError, TypeError, ValueError):
             return None
         if not all(isinstance(event.chapter, int) and 0 <= event.chapter < len(chapters) for event in events):
@@ -118,4 +126,5 @@ def timeline_document(timeline: Timeline, routine: Routine, audio_file: str) -> 
         length=_seconds(timeline.length),
         chapters=chapters,
         events=tuple(EventEntry.of(event) for event in timeline.events),
+        background=BedEntry(timeline.background.sound.stem, timeline.background.level) if timeline.background else None,
     )
