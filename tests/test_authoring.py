@@ -140,3 +140,74 @@ def test_the_script_names_the_background_bed(tmp_path, two_steps_mp3):
     assert lines[3:6] == ["", "Under the whole track: *drone*, 25 dB below the voice, dipping while it speaks.", ""]
     assert read_plan(tmp_path / "one.mp3")["background"] == {"sound": "drone", "level": -25.0}
     assert "Under the whole track" not in two_steps_mp3.with_suffix(".md").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- mistakes a new author makes, each reported plainly
+
+
+def validate_text(tmp_path, text: str) -> list[str]:
+    """`voiceguide validate` on a routine with `text` (exit 2 expected): its error lines, file named r.yaml."""
+    path = tmp_path / "r.yaml"
+    path.write_text(text, encoding="utf-8")
+    result = run_cli("validate", path)
+    assert (result.exit_code, result.stdout) == (2, ""), result.stdout
+    return [line.replace(str(path), "r.yaml") for line in result.stderr.splitlines()]
+
+
+def test_a_comma_in_text_inside_braces_says_to_quote_it(tmp_path):
+    text = (
+        "title: T\nsteps:\n  - name: A\n    say: Hi.\n    hold: 30s\n"
+        "    cues: [{at: half, say: Keep the strokes long, slow and even.}]\n"
+        "  - {name: B, say: Now, gently, and slowly, hold: 3s}\n"
+        "  - {name: C, say: Hi., hold: 3s, extra}\n"
+    )
+    assert validate_text(tmp_path, text) == [
+        "error: r.yaml:6:51: steps[0].cues[0].'slow and even.': unknown key; text with a comma needs quotes inside "
+        '{braces}: say: "Keep the strokes long, slow and even."',
+        "error: r.yaml:7:25: steps[1].gently: unknown key; text with a comma needs quotes inside {braces}: "
+        'say: "Now, gently, and slowly"',
+        "error: r.yaml:8:35: steps[2].extra: unknown key; expected one of name, say, hold, transition, cues, repeat, "
+        "rounds, between, countdown, breathe, min, max, flex, weight, repeatable",
+    ]
+    fixed = text.replace("say: Keep the strokes long, slow and even.", 'say: "Keep the strokes long, slow and even."')
+    fixed = fixed.replace("say: Now, gently, and slowly", 'say: "Now, gently, and slowly"').replace(", extra}", "}")
+    (tmp_path / "r.yaml").write_text(fixed, encoding="utf-8")
+    assert run_cli("validate", tmp_path / "r.yaml").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("title: T\nsteps:\n\t- name: A\n\t  say: Hi.\n", "3:1"),
+        ("title: T\nsteps:\n  - name: A\n\tsay: Hi.\n", "4:1"),
+        ("title: T\nsteps:\n  - name: A\n    say: Hi.\n  \t hold: 3s\n", "5:3"),
+    ],
+    ids=["a tab-indented list", "a tab under a list item", "a tab among spaces"],
+)
+def test_a_tab_in_the_indentation_is_named_with_its_place(tmp_path, text, where):
+    assert validate_text(tmp_path, text) == [f"error: r.yaml:{where}: a tab indents this line; indent with spaces only"]
+
+
+def test_a_step_missing_say_still_reports_its_other_problems(tmp_path):
+    text = "title: T\nsteps:\n  - name: A\n    hold: 5s\n    min: 10s\n    rounds: [left, right]\n    colour: red\n"
+    assert validate_text(tmp_path, text) == [
+        "error: r.yaml:7:5: steps[0].colour: unknown key; expected one of name, say, hold, transition, cues, repeat, "
+        "rounds, between, countdown, breathe, min, max, flex, weight, repeatable",
+        "error: r.yaml:3:5: steps[0]: missing required key 'say' (narration: a string, or a list of strings spoken in turn)",
+        "error: r.yaml:3:5: steps[0]: 'rounds' names 2 rounds but 'repeat' is 1",
+        "error: r.yaml:3:5: steps[0]: 'min' (10s) is longer than 'hold' (5s)",
+    ]
+
+
+def test_rules_across_keys_check_only_the_values_that_parsed(tmp_path):
+    text = (
+        "title: T\nsteps:\n  - name: A\n    say: Hi.\n    hold: soon\n    min: 10s\n    breathe: {in: 0.5s, out: x}\n"
+        "    cues:\n      - {at: half}\n      - {at: 5s, say: '', sound: bell}\n"
+    )
+    assert validate_text(tmp_path, text) == [
+        "error: r.yaml:5:11: steps[0].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got 'soon'",
+        "error: r.yaml:7:30: steps[0].breathe.out: expected a duration like 45s, 1m30s, 2m or 1:30, got 'x'",
+        "error: r.yaml:7:14: steps[0].breathe: breaths need 'in' and 'out' of at least 1s each",
+        "error: r.yaml:9:9: steps[0].cues[0]: a cue needs either 'say' or 'sound' (one of them)",
+        "error: r.yaml:10:23: steps[0].cues[1].say: is empty; give it some text",
+    ]

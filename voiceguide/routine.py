@@ -265,9 +265,11 @@ class Cue:
     say: str | None = key(parse_text, "a short line spoken at that moment", default=None)
     sound: Path | None = key(parse_sound_required, "or a sound played at that moment", default=None)
 
-    def __post_init__(self):
-        if (self.say is None) == (self.sound is None):
-            raise ValueError("a cue needs either 'say' or 'sound' (one of them)")
+    @staticmethod
+    def rules(known: dict[str, Any]) -> list[str]:
+        if "say" in known and "sound" in known and (known["say"] is None) == (known["sound"] is None):
+            return ["a cue needs either 'say' or 'sound' (one of them)"]
+        return []
 
 
 def parse_cues(node: yaml.Node, ctx: Context) -> tuple[Cue, ...]:
@@ -302,9 +304,11 @@ class Breathe:
     exhale: float = key(parse_seconds, "length of an out-breath", name="out")
     pause: float = key(parse_seconds, "a rest after each in-breath", default=0.0, name="hold")
 
-    def __post_init__(self):
-        if self.inhale < 1 or self.exhale < 1:
-            raise ValueError("breaths need 'in' and 'out' of at least 1s each")
+    @staticmethod
+    def rules(known: dict[str, Any]) -> list[str]:
+        if any(known.get(name, 1) < 1 for name in ("inhale", "exhale")):
+            return ["breaths need 'in' and 'out' of at least 1s each"]
+        return []
 
     @property
     def cycle(self) -> float:
@@ -336,14 +340,17 @@ class Step:
     repeatable: bool = key(parse_bool, "may run extra rounds to fill a long --length with --fill repeat", default=False)
     location: Location | None = field(default=None, compare=False)
 
-    def __post_init__(self):
-        if self.rounds and len(self.rounds) != self.repeat:
-            raise ValueError(f"'rounds' names {len(self.rounds)} rounds but 'repeat' is {self.repeat}")
-        hold = format_duration(self.hold)
-        if self.min is not None and self.min > self.hold:
-            raise ValueError(f"'min' ({format_duration(self.min)}) is longer than 'hold' ({hold})")
-        if self.max is not None and self.max < self.hold:
-            raise ValueError(f"'max' ({format_duration(self.max)}) is shorter than 'hold' ({hold})")
+    @staticmethod
+    def rules(known: dict[str, Any]) -> list[str]:
+        broken = []
+        rounds, repeat, hold = known.get("rounds"), known.get("repeat"), known.get("hold")
+        if rounds and repeat is not None and len(rounds) != repeat:
+            broken.append(f"'rounds' names {len(rounds)} rounds but 'repeat' is {repeat}")
+        if hold is not None and known.get("min") is not None and known["min"] > hold:
+            broken.append(f"'min' ({format_duration(known['min'])}) is longer than 'hold' ({format_duration(hold)})")
+        if hold is not None and known.get("max") is not None and known["max"] < hold:
+            broken.append(f"'max' ({format_duration(known['max'])}) is shorter than 'hold' ({format_duration(hold)})")
+        return broken
 
 
 # Step keys a routine's `defaults:` may set for every step.

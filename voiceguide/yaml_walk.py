@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,12 +124,16 @@ def parse_keys(
     if not isinstance(node, yaml.MappingNode):
         ctx.report(node, key_path, f"expected a mapping of keys, got {describe(node)}")
         return values, seen
-    for key_node, value_node in node.value:
+    for index, (key_node, value_node) in enumerate(node.value):
         name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
         shown = name if name and re.fullmatch(r"[\w-]+", name) else repr(name)
         child_path = f"{key_path}.{shown}" if key_path else shown
         if name not in fields:
-            ctx.report(key_node, child_path, _unknown_key_message(name, fields))
+            split = _split_at_comma(node, index)
+            if split is None:
+                ctx.report(key_node, child_path, _unknown_key_message(name, fields))
+            elif split:  # the first piece of the text; the pieces after it were cut from the same text
+                ctx.report(key_node, child_path, f"unknown key; text with a comma needs quotes inside {{braces}}: {split}")
             continue
         if name in seen:
             ctx.report(key_node, child_path, "is given twice; keep one")
@@ -146,29 +151,71 @@ def parse_keys(
 
 
 def parse_mapping(cls: type, node: yaml.Node, key_path: str, ctx: Context) -> Any:
-    """Build `cls` from a mapping node, reporting every problem; returns None if any."""
+    """Build `cls` from a mapping node, reporting every problem; returns None if any.
+
+    A class may declare rules across its keys: a static `rules(known)` that takes the values
+    known (parsed, inherited or default; not those that failed or are missing) and returns what
+    breaks them. They are checked even when other keys are wrong, so every problem shows at once.
+    """
     fields = declared_keys(cls)
     problems_before = len(ctx.problems)
     values, seen = parse_keys(fields, node, key_path, ctx)
     if not isinstance(node, yaml.MappingNode):
         return None
     inherited = ctx.defaults.get(cls, {})
+    known = dict(values)
     for name, spec in fields.items():
         if name in seen:
             continue
         if spec.name in inherited:
-            values[spec.name] = inherited[spec.name]
-        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            values[spec.name] = known[spec.name] = inherited[spec.name]
+        elif spec.default is not dataclasses.MISSING:
+            known[spec.name] = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            known[spec.name] = spec.default_factory()
+        else:
             ctx.report(node, key_path, f"missing required key '{name}' ({spec.metadata['doc']})")
+    for broken in getattr(cls, "rules", lambda known: [])(known):
+        ctx.report(node, key_path, broken)
     if len(ctx.problems) > problems_before:
         return None
     if "location" in {f.name for f in dataclasses.fields(cls)}:
         values["location"] = ctx.location(node)
-    try:
-        return cls(**values)
-    except ValueError as error:  # a rule across keys, checked in __post_init__
-        ctx.report(node, key_path, str(error))
+    return cls(**values)
+
+
+def _split_at_comma(node: yaml.MappingNode, index: int) -> str | None:
+    """The text a {flow mapping} cut at a comma, if the key at `index` is a piece of it, as it should be written.
+
+    In braces a comma ends a value: `{say: Long, slow and even.}` reads as `say: Long` and a key
+    `slow and even.` with no value. None if the key is not such a piece (or the pieces are not
+    words); "" for a piece after the first.
+    """
+
+    def piece(position: int) -> bool:
+        key_node, value_node = node.value[position]
+        return (
+            isinstance(key_node, yaml.ScalarNode)
+            and isinstance(value_node, yaml.ScalarNode)
+            and value_node.tag == "tag:yaml.org,2002:null"
+            and value_node.value == ""
+        )
+
+    if not node.flow_style or not piece(index):
         return None
+    first = index
+    while first > 0 and piece(first - 1):
+        first -= 1
+    last = index
+    while last + 1 < len(node.value) and piece(last + 1):
+        last += 1
+    key_node, value_node = node.value[first - 1] if first else (None, None)
+    if not isinstance(value_node, yaml.ScalarNode) or not value_node.value:
+        return None
+    parts = [value_node.value, *(node.value[position][0].value for position in range(first, last + 1))]
+    if not any(" " in part or part.endswith((".", "!", "?")) for part in parts):
+        return None  # not words, like {hold: 3s, extra}: a plain unknown key
+    return f"{key_node.value}: {json.dumps(', '.join(parts), ensure_ascii=False)}" if first == index else ""
 
 
 def _unknown_key_message(name: str | None, fields: dict[str, dataclasses.Field]) -> str:
@@ -220,12 +267,27 @@ def compose(text: str, display_name: str) -> yaml.Node | None:
         return root
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
+        tab = _indenting_tab(text, mark.line) if mark else None
+        if tab is not None:
+            raise RoutineError([f"{display_name}:{mark.line + 1}:{tab + 1}: a tab indents this line; indent with spaces only"]) from None
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
         raise RoutineError([f"{display_name}:{where}: YAML syntax error: {error.problem or error.context}"]) from None
     except yaml.YAMLError as error:
         raise RoutineError([f"{display_name}:1:1: YAML error: {' '.join(str(error).split())}"]) from None
     finally:
         loader.dispose()
+
+
+def _indenting_tab(text: str, line: int) -> int | None:
+    """The column (from 0) of the first tab in the indentation of `line` (from 0), if there is one.
+
+    YAML forbids tabs there, and says so only as "found character that cannot start any token".
+    """
+    lines = text.splitlines()
+    if line >= len(lines):
+        return None
+    indentation = re.match(r"[ \t-]*", lines[line]).group()
+    return indentation.index("\t") if "\t" in indentation else None
 
 
 def _expanded_size(node: yaml.Node, sizes: dict[int, int]) -> int:
