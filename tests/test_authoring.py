@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+import shutil
 
 import mutagen.mp3
 import pytest
 
-from conftest import SAMPLE_RATE, decode, read_plan, run_cli
+from conftest import ROUTINES, SAMPLE_RATE, decode, read_plan, run_cli
 
 ESPEAK = ("--engine", "pyttsx3")
 STARTER_CHAPTERS = [
@@ -18,7 +19,7 @@ STARTER_CHAPTERS = [
 COMMON_KEYS = [
     "title", "description", "author", "language", "voice", "engine", "name", "speed", "background", "pronounce",
     "intro", "defaults", "steps", "say", "hold", "transition", "cues", "at", "repeat", "rounds", "between",
-    "countdown", "outro",
+    "countdown", "use", "outro",
 ]
 
 
@@ -63,8 +64,10 @@ def test_the_starter_builds_into_the_track_it_describes(starter):
 def test_every_note_of_a_key_in_the_starter_validates_once_uncommented(starter, tmp_path):
     text = (starter[0] / "routines" / "back-rub.yaml").read_text(encoding="utf-8")
     body = text[text.index("\ntitle:") :]  # the notes above the title are prose
-    uncommented = re.sub(r"^( *)# (\w+:)", r"\1\2", body, flags=re.MULTILINE)
+    uncommented = re.sub(r"^( *)# ( *(- )?\w+:)", r"\1\2", body, flags=re.MULTILINE)
     assert uncommented.count("\n") == body.count("\n") and uncommented != body
+    assert "\n  - use: back-pain-relief.yaml" in uncommented
+    shutil.copy(ROUTINES / "back-pain-relief.yaml", tmp_path)
     path = tmp_path / "uncommented.yaml"
     path.write_text(uncommented, encoding="utf-8")
     result = run_cli("validate", path)

@@ -8,6 +8,7 @@ marked slow: the default run leaves them out to stay under three minutes, and CI
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import mutagen.mp3
 import pytest
@@ -40,10 +41,24 @@ def estimated_plan(routine: routines.Routine, length: int | None = None, fill_re
     return timeline.plan(routine, estimate_lengths(lines, routine.voice.speed), sound_length, length, fill_repeat)
 
 
-def test_six_routines_are_bundled():
+def test_seven_routines_are_bundled():
     assert BUNDLED == [
         "back-pain-relief.yaml", "back-pressure-points.yaml", "breath-paced-reflex-points-fr.yaml",
-        "breath-paced-reflex-points.yaml", "classic-back-massage.yaml", "tennis-ball-self-massage.yaml",
+        "breath-paced-reflex-points.yaml", "classic-back-massage.yaml", "short-back-session.yaml",
+        "tennis-ball-self-massage.yaml",
+    ]
+
+
+def test_the_composed_routine_takes_its_steps_from_three_others():
+    session = routines.load(ROUTINES / "short-back-session.yaml")
+    assert [path.name for path in session.used] == [
+        "back-pain-relief.yaml", "back-pressure-points.yaml", "classic-back-massage.yaml"
+    ]
+    assert [(Path(str(step.location.file)).name, step.name) for step in session.steps] == [
+        ("back-pain-relief.yaml", "Get into position"), ("back-pain-relief.yaml", "Spread the oil"),
+        ("back-pain-relief.yaml", "Up and down the back"), ("back-pressure-points.yaml", "Between the shoulder blades"),
+        ("back-pressure-points.yaml", "Beside the spine"), ("back-pain-relief.yaml", "Shoulders and collarbones"),
+        ("classic-back-massage.yaml", "Light closing strokes"),
     ]
 
 

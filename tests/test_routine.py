@@ -164,7 +164,7 @@ def test_every_routine_key_is_documented():
     import dataclasses
 
     for cls in (routines.Routine, routines.Step, routines.Voice, routines.Cue, routines.Breathe,
-                routines.Countdown, routines.Background):
+                routines.Countdown, routines.Background, routines.Use):
         for spec in dataclasses.fields(cls):
             if "parse" in spec.metadata:
                 name = spec.metadata.get("key") or spec.name

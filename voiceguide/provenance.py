@@ -62,9 +62,12 @@ class Recorded:
 
 
 def input_files(routine: Routine) -> dict[str, Path]:
-    """Every file the track is made from (the routine, its cover, its sounds), by the name a report gives it."""
+    """Every file the track is made from (the routine, those it takes steps from, its cover, its sounds).
+
+    By the name a report gives each.
+    """
     assert routine.source is not None, "a routine loaded from a file knows it"
-    used = [routine.cover, routine.background.sound if routine.background else None]
+    used: list[Path | None] = [*routine.used, routine.cover, routine.background.sound if routine.background else None]
     for step in routine.steps:
         used += [step.transition, *(cue.sound for cue in step.cues)]
         if step.countdown and step.countdown.style == "tick":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ MAX_LINE_CHARACTERS = 5000
 MAX_SECONDS = 12 * 3600  # no duration, and no whole track, may be longer
 
 DEFAULT_TRANSITION = "chime"
+DEFAULT_LANGUAGE = "en"
 
 
 # ---------------------------------------------------------------- value parsers
@@ -377,6 +379,7 @@ def parse_defaults(node: yaml.Node, ctx: Context) -> dict[str, Any]:
 
 
 def parse_steps(node: yaml.Node, ctx: Context) -> tuple[Step, ...]:
+    """The steps: each a step of this routine, or `use:`, which takes steps from another routine file."""
     if not isinstance(node, yaml.SequenceNode):
         raise Invalid(node, f"expected a list of steps, got {describe(node)}")
     if not node.value:
@@ -384,7 +387,99 @@ def parse_steps(node: yaml.Node, ctx: Context) -> tuple[Step, ...]:
     if len(node.value) > MAX_STEPS:
         raise Invalid(node, f"has {len(node.value):,} steps; a routine may have at most {MAX_STEPS:,}")
     path = ctx.key_path
-    return tuple(parse_mapping(Step, item, f"{path}[{index}]", ctx) for index, item in enumerate(node.value))
+    steps: list[Step] = []
+    for index, item in enumerate(node.value):
+        if isinstance(item, yaml.MappingNode) and any(getattr(key_node, "value", None) == "use" for key_node, _ in item.value):
+            steps += _used_steps(item, f"{path}[{index}]", ctx)
+        else:
+            steps.append(parse_mapping(Step, item, f"{path}[{index}]", ctx))
+    if len(steps) > MAX_STEPS:
+        raise Invalid(node, f"has {len(steps):,} steps with those it uses; a routine may have at most {MAX_STEPS:,}")
+    return tuple(steps)
+
+
+class _Files(Context):
+    """A Context for one routine file among others: which files lead to it (to refuse loops), and every file used.
+
+    `chain` holds the files that use this one, outermost first, as (resolved path, name shown);
+    `used` is shared by every file of one load.
+    """
+
+    def __init__(self, display_name: str, folder: Path, chain: tuple[tuple[Path, str], ...], used: list[Path]):
+        super().__init__(display_name, folder)
+        self.chain = chain
+        self.used = used
+        self.language: str | None = None  # the routine's, read before its steps; None if it is not valid
+
+
+def parse_used_routine(node: yaml.Node, ctx: Context) -> Routine | None:
+    """Another routine file, relative to this one, loaded with this routine's step defaults under its own.
+
+    Its problems are reported in its own file; then None.
+    """
+    assert isinstance(ctx, _Files)
+    value = scalar(node)
+    path = (ctx.folder / Path(value).expanduser()).resolve()
+    shown = os.path.normpath(Path(ctx.display_name).parent / value)
+    chained = [resolved for resolved, _ in ctx.chain]
+    if path in chained:
+        loop = [name for _, name in ctx.chain[chained.index(path) :]] + [shown]
+        raise Invalid(node, f"makes a loop: {' uses '.join(loop)}; a routine cannot use itself, even through another")
+    if not path.is_file():
+        raise Invalid(node, f"no routine file {value!r} (looked in {ctx.folder})")
+    ctx.used.append(path)
+    child = _Files(shown, path.parent, (*ctx.chain, (path, shown)), ctx.used)
+    try:
+        root = compose(read_text(path), shown)
+    except RoutineError as error:
+        ctx.problems += error.problems
+        return None
+    routine = _parse_routine(root, child, ctx.defaults.get(Step, {}))
+    ctx.problems += child.problems
+    return dataclasses.replace(routine, source=Path(shown)) if routine else None
+
+
+def parse_step_names(node: yaml.Node, ctx: Context) -> tuple[tuple[str, yaml.Node], ...]:
+    """Step names, one or a list, each with its node (to point at a name the used routine lacks)."""
+    items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+    if not items:
+        raise Invalid(node, "is an empty list; name the steps to take, or leave 'steps' out to take them all")
+    return tuple((parse_text(item, ctx), item) for item in items)
+
+
+@dataclass(frozen=True)
+class Use:
+    """Steps taken from another routine: `- use: other.yaml`, and `steps: [...]` to take only some."""
+
+    routine: Routine | None = key(parse_used_routine, "another routine file, relative to this one", name="use")
+    steps: tuple[tuple[str, yaml.Node], ...] = key(
+        parse_step_names, "only these of its steps, by name, in this order; default: all", default=()
+    )
+
+
+def _used_steps(node: yaml.MappingNode, key_path: str, ctx: Context) -> list[Step]:
+    """The steps a `use:` item takes, as its routine file gives them; every missing name is reported."""
+    assert isinstance(ctx, _Files)
+    values, _ = parse_keys(declared_keys(Use), node, key_path, ctx)
+    used: Routine | None = values.get("routine")
+    if used is None:
+        return []
+    if ctx.language and used.language.split("-")[0] != ctx.language.split("-")[0]:
+        value_node = next(value for key_node, value in node.value if key_node.value == "use")
+        ctx.report(value_node, f"{key_path}.use", f"is a routine in {used.language!r}, this one is in {ctx.language!r}; use routines in one language")
+    if "steps" not in values:
+        return list(used.steps)
+    by_name: dict[str, Step] = {}
+    for step in used.steps:
+        by_name.setdefault(step.name.casefold(), step)
+    chosen = []
+    for index, (name, name_node) in enumerate(values["steps"]):
+        if name.casefold() in by_name:
+            chosen.append(by_name[name.casefold()])
+        else:
+            names = ", ".join(step.name for step in by_name.values())
+            ctx.report(name_node, f"{key_path}.steps[{index}]", f"no step named {name!r} in {used.source}; its steps are: {names}")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -394,7 +489,7 @@ class Routine:
     description: str | None = key(parse_text, "a sentence or two about the routine (ID3 comment)", default=None)
     author: str | None = key(parse_text, "who wrote the routine (ID3 artist); default: voiceguide", default=None)
     cover: Path | None = key(parse_image, "cover art, a PNG or JPEG file; default: drawn with the title", default=None)
-    language: str = key(parse_language, "language of the narration", default="en")
+    language: str = key(parse_language, "language of the narration", default=DEFAULT_LANGUAGE)
     voice: Voice = key(mapping_of(Voice), "which voice speaks, and how fast", default=Voice())
     intro: tuple[str, ...] = key(parse_lines, "spoken before the first step", default=())
     outro: tuple[str, ...] = key(parse_lines, "spoken after the last step", default=())
@@ -408,6 +503,7 @@ class Routine:
         lambda node, ctx: ctx.defaults.get(Step, {}), "step keys that apply to every step", default_factory=dict
     )
     source: Path | None = field(default=None, compare=False)
+    used: tuple[Path, ...] = field(default=(), compare=False)  # the routine files it takes steps from, however deep
 
     @property
     def name(self) -> str:
@@ -433,26 +529,43 @@ def load(path: str | Path) -> Routine:
 
 def loads(text: str, display_name: str, folder: Path, source: Path | None = None) -> Routine:
     """Validate routine YAML given as text; `folder` is where relative sound paths start."""
-    ctx = Context(display_name, folder)
-    root = compose(text, display_name)
-    if root is None:
-        raise RoutineError([f"{display_name}:1:1: the file is empty; a routine needs a title and steps"])
-    _read_step_defaults(root, ctx)
-    routine = parse_mapping(Routine, root, "", ctx)
+    chain = ((source.resolve(), display_name),) if source else ()
+    ctx = _Files(display_name, folder, chain, used=[])
+    routine = _parse_routine(compose(text, display_name), ctx, inherited={})
     if ctx.problems:
         raise RoutineError(ctx.problems)
-    return dataclasses.replace(routine, source=source)
+    return dataclasses.replace(routine, source=source, used=tuple(dict.fromkeys(ctx.used)))
 
 
-def _read_step_defaults(root: yaml.Node, ctx: Context) -> None:
-    """Read `defaults:` first, wherever it stands in the file, so every step can use it."""
+def _parse_routine(root: yaml.Node | None, ctx: _Files, inherited: dict[str, Any]) -> Routine | None:
+    """A routine from its node tree, or None if it has problems (in ctx.problems).
+
+    `inherited` are the step defaults of the routine using this one: its own defaults come first.
+    """
+    if root is None:
+        ctx.problems.append(f"{ctx.display_name}:1:1: the file is empty; a routine needs a title and steps")
+        return None
+    _read_first(root, ctx, inherited)
+    return parse_mapping(Routine, root, "", ctx)
+
+
+def _read_first(root: yaml.Node, ctx: _Files, inherited: dict[str, Any]) -> None:
+    """Read `defaults:` and `language:` first, wherever they stand in the file: the steps need them."""
+    ctx.defaults[Step] = dict(inherited)
+    ctx.language = DEFAULT_LANGUAGE
     if not isinstance(root, yaml.MappingNode):
         return
     for key_node, value_node in root.value:
-        if isinstance(key_node, yaml.ScalarNode) and key_node.value == "defaults":
+        name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+        if name == "defaults":
             ctx.key_path = "defaults"
             try:
-                ctx.defaults[Step] = parse_defaults(value_node, ctx)
+                ctx.defaults[Step] = {**inherited, **parse_defaults(value_node, ctx)}
             except Invalid as invalid:
                 ctx.report(invalid.node, "defaults", str(invalid))
             ctx.key_path = ""
+        elif name == "language":
+            try:
+                ctx.language = parse_language(value_node, ctx)
+            except Invalid:  # reported where the routine's keys are parsed
+                ctx.language = None
