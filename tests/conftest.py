@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
 import shutil
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import miniaudio
 import numpy as np
@@ -96,6 +102,22 @@ def span(samples: np.ndarray, start: float, end: float) -> np.ndarray:
 def read_plan(mp3: Path) -> dict:
     """The JSON timeline written beside an MP3."""
     return json.loads(mp3.with_suffix(".json").read_text(encoding="utf-8"))
+
+
+@contextlib.contextmanager
+def watch_process(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen, queue.Queue]]:
+    """`voiceguide watch ARGS...` run in `folder` as a process of its own: the process, and a queue of its stdout lines.
+
+    The process is killed when the block ends, if it has not ended by then.
+    """
+    command = [sys.executable, "-m", "voiceguide", "watch", *args]
+    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
+    try:
+        yield process, lines
+    finally:
+        process.kill()
 
 
 @pytest.fixture

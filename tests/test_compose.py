@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import queue
 import shutil
 import signal
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from voiceguide import routine as routines, sounds
 
-from conftest import SAMPLE_RATE, decode, read_plan, run_cli
+from conftest import SAMPLE_RATE, decode, read_plan, run_cli, watch_process
 
 ESPEAK = ("--engine", "pyttsx3")
 WAIT_SECONDS = 60
@@ -177,11 +174,7 @@ def test_an_edit_in_a_used_routine_builds_the_session_again(built, tmp_path):
 @pytest.mark.skipif(sys.platform == "win32", reason="Ctrl-C is a console event on Windows, not SIGINT")
 def test_watch_builds_the_session_again_when_a_used_routine_is_saved(built, tmp_path):
     copy = shutil.copytree(built[0], tmp_path / "copy")
-    command = [sys.executable, "-m", "voiceguide", "watch", "session.yaml", "-o", "out", *ESPEAK]
-    process = subprocess.Popen(command, cwd=copy, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    try:
+    with watch_process(copy, "session.yaml", "-o", "out", *ESPEAK) as (process, lines):
         assert lines.get(timeout=WAIT_SECONDS) == "watching session.yaml; Ctrl-C stops\n"
         assert lines.get(timeout=WAIT_SECONDS) == "up to date: out/session.mp3\n"
         (copy / "points.yaml").write_text(POINTS.replace("hold: 2s", "hold: 3s"), encoding="utf-8")
@@ -191,8 +184,6 @@ def test_watch_builds_the_session_again_when_a_used_routine_is_saved(built, tmp_
         assert lines.get(timeout=WAIT_SECONDS) == "changed: points.yaml\n"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT_SECONDS) == 0
-    finally:
-        process.kill()
     holds = [event for event in read_plan(copy / "out" / "session.mp3")["events"] if event["kind"] == "hold"]
     assert holds[0]["end"] - holds[0]["start"] == 3
     assert process.stderr.read() == ""

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, ROUTINES, SAMPLE_RATE, decode, level_db, read_plan, run_cli, span, window_levels
+from conftest import (
+    FIXTURES, ROUTINES, SAMPLE_RATE, decode, level_db, read_plan, run_cli, span, watch_process, window_levels,
+)
 from voiceguide import build as build_module, cli, sounds
 from voiceguide.build import BuildOptions, BuildResult, Reporter, UpToDate
 from voiceguide.errors import RoutineError, VoiceguideError
@@ -326,17 +328,11 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Ctrl-C is a console event on Windows, not SIGINT")
 def test_watch_command_stops_cleanly_on_ctrl_c(project):
-    command = [sys.executable, "-m", "voiceguide", "watch", "routines/two-steps.yaml", "-o", "out", *ESPEAK]
-    process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    try:
+    with watch_process(project, "routines/two-steps.yaml", "-o", "out", *ESPEAK) as (process, lines):
         assert lines.get(timeout=WAIT_SECONDS) == "watching routines/two-steps.yaml; Ctrl-C stops\n"
         assert lines.get(timeout=WAIT_SECONDS) == "up to date: out/two-steps.mp3\n"
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=WAIT_SECONDS) == 0
-    finally:
-        process.kill()
     assert lines.get(timeout=WAIT_SECONDS) == "stopped watching\n"
     assert process.stderr.read() == ""
 
