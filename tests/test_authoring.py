@@ -7,7 +7,6 @@ import shutil
 
 import mutagen.mp3
 import pytest
-
 from conftest import ROUTINES, SAMPLE_RATE, decode, read_plan, run_cli
 
 ESPEAK = ("--engine", "pyttsx3")
@@ -38,7 +37,8 @@ def test_new_writes_a_commented_routine_that_validates(starter, monkeypatch):
     folder, made, _ = starter
     assert made.exit_code == 0, made.stderr
     assert made.stdout == (
-        "wrote routines/back-rub.yaml; edit it, and 'voiceguide watch routines/back-rub.yaml' builds it again at each save\n"
+        "wrote routines/back-rub.yaml; edit it, and 'voiceguide watch routines/back-rub.yaml' builds it again "
+        "at each save\n"
     )
     text = (folder / "routines" / "back-rub.yaml").read_text(encoding="utf-8")
     assert text.startswith("# A routine to start from")
@@ -123,7 +123,8 @@ def test_one_of_a_thing_is_singular_everywhere(tmp_path):
     planned = run_cli("plan", routine, "-o", out, *ESPEAK).stdout.splitlines()[0]
     assert re.fullmatch(r"One step: \S+ \(speech: 0 lines from cached clips, 1 estimated\)", planned)
     built = run_cli("build", routine, "-o", out, *ESPEAK)
-    assert re.fullmatch(r"built \S+ \(\S+, 1 chapter, \S+ LUFS, \S+ dBTP\): 0 clips reused, 1 new, in \S+", built.stdout.splitlines()[1])
+    summary = built.stdout.splitlines()[1]
+    assert re.fullmatch(r"built \S+ \(\S+, 1 chapter, \S+ LUFS, \S+ dBTP\): 0 clips reused, 1 new, in \S+", summary)
     again = run_cli("build", routine, "-o", out, "--force", *ESPEAK)
     assert ": 1 clip reused, 0 new, in " in again.stdout
     assert "speech: 1 line from cached clips, 0 estimated" in run_cli("plan", routine, "-o", out, *ESPEAK).stdout
@@ -196,7 +197,8 @@ def test_a_step_missing_say_still_reports_its_other_problems(tmp_path):
     assert validate_text(tmp_path, text) == [
         "error: r.yaml:7:5: steps[0].colour: unknown key; expected one of name, say, hold, transition, cues, repeat, "
         "rounds, between, countdown, breathe, min, max, flex, weight, repeatable",
-        "error: r.yaml:3:5: steps[0]: missing required key 'say' (narration: a string, or a list of strings spoken in turn)",
+        "error: r.yaml:3:5: steps[0]: missing required key 'say' (narration: a string, or a list of strings spoken "
+        "in turn)",
         "error: r.yaml:3:5: steps[0]: 'rounds' names 2 rounds but 'repeat' is 1",
         "error: r.yaml:3:5: steps[0]: 'min' (10s) is longer than 'hold' (5s)",
     ]

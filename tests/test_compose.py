@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from voiceguide import routine as routines, sounds
-
 from conftest import SAMPLE_RATE, decode, read_plan, run_cli, watch_process
+
+from voiceguide import routine as routines
+from voiceguide import sounds
 
 ESPEAK = ("--engine", "pyttsx3")
 WAIT_SECONDS = 60
@@ -95,7 +95,9 @@ def built(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("compose")
     write(folder, {"library/warm-up.yaml": WARM_UP, "points.yaml": POINTS, "session.yaml": SESSION})
-    originals = run_cli("build", folder / "points.yaml", folder / "library" / "warm-up.yaml", "-o", folder / "out", *ESPEAK)
+    originals = run_cli(
+        "build", folder / "points.yaml", folder / "library" / "warm-up.yaml", "-o", folder / "out", *ESPEAK
+    )
     assert originals.exit_code == 0, originals.stderr
     before = clips(folder / "out")
     session = run_cli("build", folder / "session.yaml", "-o", folder / "out", *ESPEAK)
@@ -193,7 +195,7 @@ def test_watch_builds_the_session_again_when_a_used_routine_is_saved(built, tmp_
 
 
 def problems(folder: Path, files: dict[str, str], routine: str = "session.yaml") -> list[str]:
-    """`voiceguide validate` on `routine` among `files` (exit 2 expected): its error lines, paths relative to `folder`."""
+    """`voiceguide validate` on `routine` among `files` (exit 2 expected): its error lines, paths from `folder`."""
     write(folder, files)
     result = run_cli("validate", folder / routine)
     assert (result.exit_code, result.stdout) == (2, ""), result.stdout
@@ -240,7 +242,8 @@ def test_use_items_name_an_existing_routine_in_the_same_language_and_nothing_els
     )
     assert problems(tmp_path, {"french.yaml": french, "points.yaml": POINTS, "session.yaml": session}) == [
         f"error: session.yaml:3:10: steps[0].use: no routine file 'missing.yaml' (looked in {tmp_path})",
-        "error: session.yaml:4:10: steps[1].use: is a routine in 'fr', this one is in 'en'; use routines in one language",
+        "error: session.yaml:4:10: steps[1].use: is a routine in 'fr', this one is in 'en'; use routines in one "
+        "language",
         "error: session.yaml:6:5: steps[2].hold: unknown key; expected one of use, steps",
         "error: session.yaml:7:12: steps[2].steps: is an empty list; name the steps to take, or leave 'steps' out to "
         "take them all",

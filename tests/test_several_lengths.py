@@ -6,7 +6,6 @@ import re
 import shutil
 
 import pytest
-
 from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan, run_cli
 
 ESPEAK = ("--engine", "pyttsx3")
@@ -84,7 +83,8 @@ def test_a_length_estimates_might_reach_is_voiced_then_checked_exactly(tmp_path)
     result = run_cli("build", FIXTURES / "two-steps.yaml", "-o", tmp_path / "out", "--length", just_past, *ESPEAK)
     assert len(clips_in(tmp_path / "out")) == LINES  # voiced: the estimates could not rule it out
     if result.exit_code == 2:
-        assert re.fullmatch(rf"error: two-steps can run from \S+ to \S+; asked for {just_past}; raise .*\n", result.stderr)
+        expected = rf"error: two-steps can run from \S+ to \S+; asked for {just_past}; raise .*\n"
+        assert re.fullmatch(expected, result.stderr)
     else:
         assert (tmp_path / "out" / f"two-steps-{just_past}.mp3").exists()
 

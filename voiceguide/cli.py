@@ -153,7 +153,8 @@ class _Lengths(click.ParamType):
         if seconds <= 0:
             self.fail("must be longer than 0s", param, ctx)
         if re.fullmatch(r"\d+(\.\d+)?", text) and seconds < 60:
-            self.fail(f"{text} alone would be {text} seconds; write {text}m for minutes ({text}s if you mean seconds)", param, ctx)
+            meant = f"{text} alone would be {text} seconds; write {text}m for minutes ({text}s if you mean seconds)"
+            self.fail(meant, param, ctx)
         return audio.samples(seconds)
 
 
@@ -282,7 +283,8 @@ class _TerminalReporter(Reporter):
             return
         _echo_warnings(result.timeline)
         click.echo(
-            f"built {result.output} ({_duration(result.timeline.length)}, {words.count(len(result.timeline.chapters), 'chapter')}, "
+            f"built {result.output} ({_duration(result.timeline.length)}, "
+            f"{words.count(len(result.timeline.chapters), 'chapter')}, "
             f"{result.loudness:.1f} LUFS, {result.true_peak:.1f} dBTP): "
             f"{words.count(result.clips_reused, 'clip')} reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
@@ -293,7 +295,8 @@ class _TerminalReporter(Reporter):
     def total(self, outcomes: list[Outcome]) -> None:
         """Counts of what was built, when there were several routines or lengths; exit 2 if any failed."""
         if (self.several or self.lengths > 1) and not self.quiet:
-            asked = len({outcome.routine for outcome in outcomes}) * self.lengths  # a routine that failed early made one
+            # A routine whose lengths failed their check made one outcome, not one per length.
+            asked = len({outcome.routine for outcome in outcomes}) * self.lengths
             built = sum(1 for outcome in outcomes if isinstance(outcome.result, BuildResult))
             fresh = sum(1 for outcome in outcomes if isinstance(outcome.result, UpToDate))
             noun = "track" if self.lengths > 1 else "routine"
@@ -304,7 +307,8 @@ class _TerminalReporter(Reporter):
 
 def _build_choices(command):
     """The options `build` and `watch` share: where, how long, which voice, how many workers, what format."""
-    for option in reversed((_routines_argument, _output_dir_option, _length_options(several=True), _voice_options, _jobs_option,
+    lengths = _length_options(several=True)
+    for option in reversed((_routines_argument, _output_dir_option, lengths, _voice_options, _jobs_option,
                             _format_option)):
         command = option(command)
     return command
@@ -460,7 +464,7 @@ def preview_command(
 @click.option("--engine", type=click.Choice(ENGINE_NAMES), default=None, help="Only this engine's voices.")
 @click.option("-l", "--language", metavar="CODE", default=None,
               help="Voices speaking this language (fr, en-us); default: ROUTINE's, else your locale's.")
-@click.option("--all", "every", is_flag=True, help="Then every other voice too, constructed languages and test voices last.")
+@click.option("--all", "every", is_flag=True, help="Every other voice too: constructed languages and test voices last.")
 @_user_errors
 def voices_command(routine: Path | None, engine: str | None, language: str | None, every: bool) -> None:
     """List the voices installed here for a language, with the name to give in a routine.
@@ -483,7 +487,8 @@ def voices_command(routine: Path | None, engine: str | None, language: str | Non
             click.echo(f"{listing.engine}: {listing.missing}")
             continue
         if every:
-            click.echo(f"{listing.engine}: {words.count(len(listing.voices), 'voice')}, {listing.matching} for {found.language} first")
+            voices = words.count(len(listing.voices), "voice")
+            click.echo(f"{listing.engine}: {voices}, {listing.matching} for {found.language} first")
         else:
             click.echo(f"{listing.engine}: {words.count(listing.matching, 'voice')} for {found.language}")
         width = max((len(voice.name) for voice in listing.voices), default=0)
@@ -627,6 +632,7 @@ def prune_command(paths: tuple[Path, ...], output_dir: Path) -> None:
     """
     result = prune_cache(paths, output_dir)
     click.echo(
-        f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) that no routine uses; "
+        f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) "
+        "that no routine uses; "
         f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {words.count(result.routines, 'routine')}"
     )

@@ -389,7 +389,7 @@ def parse_steps(node: yaml.Node, ctx: Context) -> tuple[Step, ...]:
     path = ctx.key_path
     steps: list[Step] = []
     for index, item in enumerate(node.value):
-        if isinstance(item, yaml.MappingNode) and any(getattr(key_node, "value", None) == "use" for key_node, _ in item.value):
+        if isinstance(item, yaml.MappingNode) and any(getattr(name, "value", None) == "use" for name, _ in item.value):
             steps += _used_steps(item, f"{path}[{index}]", ctx)
         else:
             steps.append(parse_mapping(Step, item, f"{path}[{index}]", ctx))
@@ -466,7 +466,8 @@ def _used_steps(node: yaml.MappingNode, key_path: str, ctx: Context) -> list[Ste
         return []
     if ctx.language and used.language.split("-")[0] != ctx.language.split("-")[0]:
         value_node = next(value for key_node, value in node.value if key_node.value == "use")
-        ctx.report(value_node, f"{key_path}.use", f"is a routine in {used.language!r}, this one is in {ctx.language!r}; use routines in one language")
+        languages = f"is a routine in {used.language!r}, this one is in {ctx.language!r}"
+        ctx.report(value_node, f"{key_path}.use", f"{languages}; use routines in one language")
     if "steps" not in values:
         return list(used.steps)
     by_name: dict[str, Step] = {}
@@ -478,7 +479,8 @@ def _used_steps(node: yaml.MappingNode, key_path: str, ctx: Context) -> list[Ste
             chosen.append(by_name[name.casefold()])
         else:
             names = ", ".join(step.name for step in by_name.values())
-            ctx.report(name_node, f"{key_path}.steps[{index}]", f"no step named {name!r} in {used.source}; its steps are: {names}")
+            message = f"no step named {name!r} in {used.source}; its steps are: {names}"
+            ctx.report(name_node, f"{key_path}.steps[{index}]", message)
     return chosen
 
 
@@ -532,7 +534,7 @@ def loads(text: str, display_name: str, folder: Path, source: Path | None = None
     chain = ((source.resolve(), display_name),) if source else ()
     ctx = _Files(display_name, folder, chain, used=[])
     routine = _parse_routine(compose(text, display_name), ctx, inherited={})
-    if ctx.problems:
+    if ctx.problems or routine is None:
         raise RoutineError(ctx.problems)
     return dataclasses.replace(routine, source=source, used=tuple(dict.fromkeys(ctx.used)))
 

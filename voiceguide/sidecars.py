@@ -83,7 +83,8 @@ def script(document: TimelineDocument) -> str:
     out += [f"{format_duration(document.length)} in all, {words.count(len(document.chapters), 'chapter')}.", ""]
     if document.background:
         bed = document.background
-        out += [f"Under the whole track: *{_markdown(bed.sound)}*, {abs(bed.level):g} dB below the voice, dipping while it speaks.", ""]
+        bed_line = f"*{_markdown(bed.sound)}*, {abs(bed.level):g} dB below the voice, dipping while it speaks."
+        out += [f"Under the whole track: {bed_line}", ""]
     for index, chapter in enumerate(document.chapters):
         out += [f"## {clock(chapter.start)} {_markdown(chapter.title)}", ""]
         events = document.chapter_events(index)

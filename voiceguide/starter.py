@@ -17,7 +17,8 @@ def new_routine(name: str, folder: Path = DEFAULT_FOLDER) -> Path:
     """Write FOLDER/NAME.yaml, a starting routine titled after NAME; an existing file is never replaced."""
     stem = name.removesuffix(".yaml")
     if not re.fullmatch(r"\w[\w-]*", stem):
-        raise VoiceguideError(f"{name!r} is not a routine name; give a plain name like back-rub (letters, digits, - and _)")
+        plain = "give a plain name like back-rub (letters, digits, - and _)"
+        raise VoiceguideError(f"{name!r} is not a routine name; {plain}")
     target = folder / f"{stem}.yaml"
     if target.exists():
         raise VoiceguideError(f"{target} already exists; give another name, or edit that file")

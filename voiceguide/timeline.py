@@ -330,7 +330,8 @@ def plan(
     try:
         fitted = fit(holds, length - fixed)
     except Unreachable as unreachable:
-        raise LengthUnreachable(routine.name, fixed + unreachable.shortest, fixed + unreachable.longest, [length]) from None
+        shortest, longest = fixed + unreachable.shortest, fixed + unreachable.longest
+        raise LengthUnreachable(routine.name, shortest, longest, [length]) from None
     notes = [
         f"repeated {routine.steps[index].name!r} {words.count(count, 'more time')}"
         for index, count in sorted(extra.items())

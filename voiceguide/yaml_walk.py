@@ -133,7 +133,8 @@ def parse_keys(
             if split is None:
                 ctx.report(key_node, child_path, _unknown_key_message(name, fields))
             elif split:  # the first piece of the text; the pieces after it were cut from the same text
-                ctx.report(key_node, child_path, f"unknown key; text with a comma needs quotes inside {{braces}}: {split}")
+                message = f"unknown key; text with a comma needs quotes inside {{braces}}: {split}"
+                ctx.report(key_node, child_path, message)
             continue
         if name in seen:
             ctx.report(key_node, child_path, "is given twice; keep one")
@@ -209,7 +210,9 @@ def _split_at_comma(node: yaml.MappingNode, index: int) -> str | None:
     last = index
     while last + 1 < len(node.value) and piece(last + 1):
         last += 1
-    key_node, value_node = node.value[first - 1] if first else (None, None)
+    if first == 0:
+        return None
+    key_node, value_node = node.value[first - 1]
     if not isinstance(value_node, yaml.ScalarNode) or not value_node.value:
         return None
     parts = [value_node.value, *(node.value[position][0].value for position in range(first, last + 1))]
@@ -268,8 +271,9 @@ def compose(text: str, display_name: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         tab = _indenting_tab(text, mark.line) if mark else None
-        if tab is not None:
-            raise RoutineError([f"{display_name}:{mark.line + 1}:{tab + 1}: a tab indents this line; indent with spaces only"]) from None
+        if mark and tab is not None:
+            where = f"{display_name}:{mark.line + 1}:{tab + 1}"
+            raise RoutineError([f"{where}: a tab indents this line; indent with spaces only"]) from None
         where = f"{mark.line + 1}:{mark.column + 1}" if mark else "1:1"
         raise RoutineError([f"{display_name}:{where}: YAML syntax error: {error.problem or error.context}"]) from None
     except yaml.YAMLError as error:
@@ -286,7 +290,7 @@ def _indenting_tab(text: str, line: int) -> int | None:
     lines = text.splitlines()
     if line >= len(lines):
         return None
-    indentation = re.match(r"[ \t-]*", lines[line]).group()
+    indentation = lines[line][: len(lines[line]) - len(lines[line].lstrip(" \t-"))]
     return indentation.index("\t") if "\t" in indentation else None
 
 

@@ -105,24 +105,25 @@ def catalogue(language: str | None = None, engines: Iterable[str] = ENGINE_NAMES
     found, more = [], 0
     for entry in list_voices([name for name in dict.fromkeys((*NEURAL_ENGINES, *ENGINE_NAMES)) if name in wanted]):
         try:
-            default = pick_voice(list(entry.voices), None, language)
+            default: VoiceInfo | None = pick_voice(list(entry.voices), None, language)
         except LookupError:
             default = None
-
-        def rank(voice: VoiceInfo) -> int:
-            """The voice the engine speaks the language with, its other voices for it, the rest, the unnatural."""
-            if voice == default:
-                return 0
-            if speaks(voice, language):
-                return 1
-            return 2 if voice.natural else 3
-
-        ranked = sorted(entry.voices, key=rank)  # stable: each engine's own order within a rank
-        matching = sum(1 for voice in ranked if rank(voice) < 2)
+        ranks = [_rank(voice, default, language) for voice in entry.voices]
+        ranked = [voice for _, voice in sorted(zip(ranks, entry.voices, strict=True), key=lambda pair: pair[0])]
+        matching = sum(1 for rank in ranks if rank < 2)
         shown = ranked if every else ranked[:matching]
         more += len(ranked) - len(shown)
         found.append(dataclasses.replace(entry, voices=tuple(shown), matching=matching))
     return Catalogue(language, tuple(found), more)
+
+
+def _rank(voice: VoiceInfo, default: VoiceInfo | None, language: str) -> int:
+    """0 for the voice an engine speaks `language` with, 1 for its others for it, then the rest, the unnatural last."""
+    if voice == default:
+        return 0
+    if speaks(voice, language):
+        return 1
+    return 2 if voice.natural else 3
 
 
 def user_language(environment: Mapping[str, str] = os.environ) -> str:
