@@ -217,6 +217,11 @@ def test_a_problem_inside_a_used_routine_points_into_that_file(tmp_path):
         "error: points.yaml:5:11: steps[0].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got 'soon'",
         "error: session.yaml:6:11: steps[1].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got 'later'",
     ]
+    tabbed = POINTS.replace("  - name: Second point", "\t- name: Second point")
+    assert problems(tmp_path, {"points.yaml": tabbed}) == [
+        "error: points.yaml:9:1: a tab indents this line; indent with spaces only",
+        "error: session.yaml:6:11: steps[1].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got 'later'",
+    ]
 
 
 def test_a_loop_of_routines_is_an_error(tmp_path):
