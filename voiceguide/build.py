@@ -44,6 +44,7 @@ class PlanResult:
     timeline: Timeline
     lines_measured: int  # speech lengths read from cached clips
     lines_estimated: int  # speech lengths estimated from the voice's pace
+    routine: routines.Routine
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ def plan_routine(
     known = known_lengths(spoken_lines(routine), request, ClipCache(output_dir / "cache"))
     timeline = plan(routine, estimate_lengths(known, request.speed), sound_length, length, fill_repeat)
     measured = sum(1 for value in known.values() if value is not None)
-    return PlanResult(timeline, measured, len(known) - measured)
+    return PlanResult(timeline, measured, len(known) - measured, routine)
 
 
 def check_lengths(routine_path: Path, options: BuildOptions) -> None:
@@ -107,6 +108,8 @@ def check_lengths(routine_path: Path, options: BuildOptions) -> None:
         except LengthUnreachable as error:
             if not error.shortest - slack <= length <= error.longest + slack:
                 unreachable.append(error)
+    if len(unreachable) == 1:
+        raise unreachable[0]
     if unreachable:
         first = unreachable[0]
         raise LengthUnreachable(routine.name, first.shortest, first.longest, [error.asked[0] for error in unreachable])

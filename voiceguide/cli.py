@@ -412,15 +412,16 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str,
         f"{timeline.title}: {_duration(timeline.length)} "
         f"(speech: {words.count(result.lines_measured, 'line')} from cached clips, {result.lines_estimated} estimated)"
     )
-    click.echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'hold':>8}  cues")
+    click.echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'pauses':>7} {'hold':>8}  cues")
     for index, chapter in enumerate(timeline.chapters):
         events = [event for event in timeline.events if event.chapter == index]
         speech = sum(event.length for event in events if event.kind == "speech" and not event.cue)
+        pauses = sum(event.length for event in events if event.kind == "pause")
         hold = sum(event.length for event in events if event.kind == "hold")
         cues = len([event for event in events if event.cue])
         click.echo(
             f"{clock(audio.seconds(chapter.start)):>7}  {chapter.title[:40]:<40} {_duration(speech):>8} "
-            f"{_duration(hold) if hold else '-':>8}  {cues or ''}"
+            f"{_duration(pauses) if pauses else '-':>7} {_duration(hold) if hold else '-':>8}  {cues or ''}"
         )
     click.echo(f"{clock(audio.seconds(timeline.length)):>7}  end")
     _echo_warnings(timeline)
@@ -527,6 +528,10 @@ def new_command(name: str, folder: Path) -> None:
 def validate(routines_to_check: tuple[Path, ...]) -> None:
     """Check routine files without making any audio; report every problem with file:line:column.
 
+    It plans each routine as 'plan' does (speech lengths from cached clips, or estimated), so it
+    prints the same warnings as 'plan' and 'build', such as a cue moved so it does not overlap
+    another.
+
     \b
     Example:
       voiceguide validate routines/*.yaml
@@ -534,11 +539,12 @@ def validate(routines_to_check: tuple[Path, ...]) -> None:
     problems: list[str] = []
     for path in routines_to_check:
         try:
-            routine = routines.load(path)
-        except RoutineError as error:
-            problems.extend(error.problems)
+            result = plan_routine(path)
+        except VoiceguideError as error:
+            problems.extend(line if line.startswith(str(path)) else f"{path}: {line}" for line in _error_lines(error))
         else:
-            click.echo(f"ok: {path} ({words.count(len(routine.steps), 'step')})")
+            click.echo(f"ok: {path} ({words.count(len(result.routine.steps), 'step')})")
+            _echo_warnings(result.timeline)
     if problems:
         raise RoutineError(problems)
 

@@ -21,7 +21,7 @@ from voiceguide.errors import VoiceguideError, last_line
 from voiceguide.export import encode_mp3
 from voiceguide.files import atomic_path
 from voiceguide.play import PLAYERS, find_player
-from voiceguide.timeline import LINE_GAP, spoken_lines
+from voiceguide.timeline import narration_layout, spoken_lines
 from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.clips import voice_clips
 
@@ -50,11 +50,13 @@ def preview(
     request = voice_request(routine.voice_settings, voice)
     reporter.voice_chosen(request)
     labels = spoken_lines(routine)
-    clips = voice_clips({text: labels[text] for text in lines}, request, output_dir, workers, voicing(reporter))
-    parts = [clips.read(lines[0])]
-    for text in lines[1:]:
-        parts += [np.zeros(LINE_GAP, dtype=np.int16), clips.read(text)]
-    samples = np.concatenate(parts)
+    clips = voice_clips({text: labels[text] for text in routines.spoken(lines)}, request, output_dir, workers, voicing(reporter))
+    layout = narration_layout(lines, clips.lengths)
+    last_offset, last_length, _ = layout[-1]
+    samples = np.zeros(last_offset + last_length, dtype=np.int16)
+    for offset, length, line in layout:
+        if isinstance(line, str):
+            samples[offset : offset + length] = clips.read(line)
     target = output_dir / f"{routine.name}-preview-step{step}.mp3"
     with atomic_path(target) as temporary, temporary.open("wb") as file:
         encode_mp3([samples], file)

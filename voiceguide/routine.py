@@ -27,6 +27,7 @@ from voiceguide.voices.piper_engine import MODEL_SUFFIX
 from voiceguide.yaml_walk import (
     Context,
     Invalid,
+    KeyProblem,
     Location,
     compose,
     declared_keys,
@@ -78,6 +79,62 @@ def parse_seconds(node: yaml.Node, ctx: Context) -> float:
     if seconds > MAX_SECONDS:
         raise Invalid(node, f"is longer than {format_duration(MAX_SECONDS)}, the longest a track may be")
     return seconds
+
+
+def parse_pause_seconds(node: yaml.Node, ctx: Context) -> float:
+    seconds = parse_seconds(node, ctx)
+    if seconds == 0:
+        raise Invalid(node, "is 0s; give a pause longer than that, or remove it")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Pause:
+    """A longer breath between two lines of narration: it takes the place of the short gap between them."""
+
+    seconds: float = key(
+        parse_pause_seconds, "how long to pause between two lines, like 2s, in place of the short gap", name="pause"
+    )
+
+
+Narration = tuple[str | Pause, ...]  # lines spoken in turn, with pauses between some of them
+
+
+def spoken(lines: Narration) -> tuple[str, ...]:
+    """The lines of a narration that are said (its pauses left out)."""
+    return tuple(line for line in lines if isinstance(line, str))
+
+
+def parse_narration(node: yaml.Node, ctx: Context) -> Narration:
+    """A string, or a list of lines spoken in turn, where {pause: 2s} between two lines is a longer breath."""
+    if not isinstance(node, yaml.SequenceNode):
+        return parse_lines(node, ctx)
+    if not node.value:
+        raise Invalid(node, "is an empty list; give at least one line to say")
+    path = ctx.key_path
+    lines: list[str | Pause] = []
+    for index, item in enumerate(node.value):
+        if not isinstance(item, yaml.MappingNode):
+            lines.append(parse_text(item, ctx))
+            continue
+        item_path = f"{path}[{index}]"
+        pause = parse_mapping(Pause, item, item_path, ctx)  # None when it has problems, reported already
+        misplaced = pause and _misplaced_pause(index, len(node.value), lines)
+        if misplaced:
+            ctx.report(item, item_path, misplaced)
+        lines.append(pause)
+    return tuple(lines)
+
+
+def _misplaced_pause(index: int, count: int, before: list[str | Pause]) -> str | None:
+    """Why a pause cannot stand at `index` of `count` lines, after `before`; None if it can."""
+    if index == 0:
+        return "is a pause before the first line; a pause goes between two lines"
+    if index == count - 1:
+        return "is a pause after the last line; a pause goes between two lines"
+    if isinstance(before[-1], Pause):
+        return "follows another pause; make them one pause"
+    return None
 
 
 def _number(node: yaml.Node, accept: Callable[[float], bool], expected: str) -> float:
@@ -207,15 +264,35 @@ class CueTime:
     seconds: float = 0.0
     before_end: bool = False
     fraction: float | None = None  # when given, `seconds` is not used
+    location: Location | None = field(default=None, compare=False)  # where the routine gives it
+
+    def __str__(self) -> str:
+        """As a routine writes it: 30s, -10s or 50%."""
+        if self.fraction is not None:
+            return f"{self.fraction * 100:g}%"
+        return f"{'-' if self.before_end else ''}{format_duration(self.seconds)}"
 
     def offset(self, hold_seconds: float) -> float:
         if self.fraction is not None:
             return hold_seconds * self.fraction
         return hold_seconds - self.seconds if self.before_end else self.seconds
 
-    def latest_start(self) -> float:
-        """How long the hold must be for this cue to fall inside it (0 for fractions)."""
-        return 0.0 if self.fraction is not None else self.seconds
+    def outside(self, hold_seconds: float) -> str | None:
+        """Why this time is not a moment inside a hold that long, or None when it is.
+
+        A share of the hold is always inside it; seconds must fall before its end.
+        """
+        hold = format_duration(hold_seconds)
+        if hold_seconds == 0:
+            return "the step has no hold for the cue to sound in; give it a 'hold'"
+        if self.fraction is not None:
+            return None
+        if self.before_end and self.seconds > hold_seconds:
+            return f"{self} is before the start of the {hold} hold; give a time inside it, or a longer 'hold'"
+        if not self.before_end and self.seconds >= hold_seconds:
+            where = "past" if self.seconds > hold_seconds else "at"
+            return f"{self} is {where} the end of the {hold} hold; give a time inside it, or a longer 'hold'"
+        return None
 
 
 CUE_TIME_HINT = "expected an offset like 30s, -10s (before the end), 50% or half"
@@ -223,21 +300,22 @@ CUE_TIME_HINT = "expected an offset like 30s, -10s (before the end), 50% or half
 
 def parse_cue_time(node: yaml.Node, ctx: Context) -> CueTime:
     value = scalar(node).strip().lower()
+    location = ctx.location(node)
     if value == "half":
-        return CueTime(fraction=0.5)
+        return CueTime(fraction=0.5, location=location)
     try:
         if value.endswith("%"):
             fraction = float(value[:-1]) / 100
             if not 0 <= fraction <= 1:
                 raise ValueError(value)
-            return CueTime(fraction=fraction)
+            return CueTime(fraction=fraction, location=location)
         if value.startswith("-"):
             seconds, before_end = parse_duration(value[1:]), True
         else:
             seconds, before_end = parse_duration(value), False
         if seconds > MAX_SECONDS:
             raise ValueError(value)
-        return CueTime(seconds=seconds, before_end=before_end)
+        return CueTime(seconds=seconds, before_end=before_end, location=location)
     except ValueError:
         raise Invalid(node, f"{CUE_TIME_HINT}, got {value!r}") from None
 
@@ -292,12 +370,15 @@ def parse_countdown_style(node: yaml.Node, ctx: Context) -> str:
 class Countdown:
     count: int = key(lambda node, ctx: _integer(node, 1, 30, "seconds"), "how many seconds before the hold's end")
     style: str = key(parse_countdown_style, "tick (soft ticks) or voice (spoken numbers)", default="tick")
+    location: Location | None = field(default=None, compare=False)
 
 
 def parse_countdown(node: yaml.Node, ctx: Context) -> Countdown | None:
     if isinstance(node, yaml.ScalarNode) and scalar(node).strip().lower() in ("none", "0", "false"):
         return None
-    return scalar_or_mapping(node, ctx, lambda n, c: Countdown(count=_integer(n, 1, 30, "seconds")), Countdown)
+    return scalar_or_mapping(
+        node, ctx, lambda n, c: Countdown(count=_integer(n, 1, 30, "seconds"), location=c.location(n)), Countdown
+    )
 
 
 @dataclass(frozen=True)
@@ -320,7 +401,7 @@ class Breathe:
 @dataclass(frozen=True)
 class Step:
     name: str = key(parse_text, "short title; becomes the chapter title")
-    say: tuple[str, ...] = key(parse_lines, "narration: a string, or a list of strings spoken in turn")
+    say: Narration = key(parse_narration, "narration: a string, or a list of lines spoken in turn, with pauses between")
     hold: float = key(parse_seconds, "hands-on time after the narration", default=0.0)
     transition: Path | None = key(
         parse_sound,
@@ -330,7 +411,7 @@ class Step:
     cues: tuple[Cue, ...] = key(parse_cues, "lines or sounds at set moments inside the hold", default=())
     repeat: int = key(parse_repeat, "how many rounds the step runs (e.g. 2 for both sides)", default=1)
     rounds: tuple[str, ...] = key(parse_lines, "a name for each round, added to its chapter title", default=())
-    between: tuple[str, ...] = key(parse_lines, "spoken before each round after the first", default=())
+    between: Narration = key(parse_narration, "spoken before each round after the first", default=())
     countdown: Countdown | None = key(
         parse_countdown, "ticks or spoken numbers over the hold's last seconds", default=None
     )
@@ -343,7 +424,7 @@ class Step:
     location: Location | None = field(default=None, compare=False)
 
     @staticmethod
-    def rules(known: dict[str, Any]) -> list[str]:
+    def rules(known: dict[str, Any]) -> list[str | KeyProblem]:
         broken = []
         rounds, repeat, hold = known.get("rounds"), known.get("repeat"), known.get("hold")
         if rounds and repeat is not None and len(rounds) != repeat:
@@ -352,6 +433,11 @@ class Step:
             broken.append(f"'min' ({format_duration(known['min'])}) is longer than 'hold' ({format_duration(hold)})")
         if hold is not None and known.get("max") is not None and known["max"] < hold:
             broken.append(f"'max' ({format_duration(known['max'])}) is shorter than 'hold' ({format_duration(hold)})")
+        if hold is not None:
+            for index, cue in enumerate(known.get("cues") or ()):
+                outside = cue.at.outside(hold)
+                if outside:
+                    broken.append(KeyProblem(cue.at.location, f"cues[{index}].at", outside))
         return broken
 
 
@@ -493,8 +579,8 @@ class Routine:
     cover: Path | None = key(parse_image, "cover art, a PNG or JPEG file; default: drawn with the title", default=None)
     language: str = key(parse_language, "language of the narration", default=DEFAULT_LANGUAGE)
     voice: Voice = key(mapping_of(Voice), "which voice speaks, and how fast", default=Voice())
-    intro: tuple[str, ...] = key(parse_lines, "spoken before the first step", default=())
-    outro: tuple[str, ...] = key(parse_lines, "spoken after the last step", default=())
+    intro: Narration = key(parse_narration, "spoken before the first step", default=())
+    outro: Narration = key(parse_narration, "spoken after the last step", default=())
     pronounce: dict[str, str] = key(
         parse_pronounce,
         "words the voice says wrong, with how to say them: {effleurage: eff-luh-rahzh}",

@@ -104,6 +104,8 @@ def _script_line(event: EventEntry, breathing: bool) -> str:
     if event.kind == "hold":
         pace = ", breathing with the tones" if breathing else ""
         return f"*Hands on for {format_duration(event.end - event.start)}{pace}.*"
+    if event.kind == "pause":
+        return f"*Pause for {format_duration(event.end - event.start)}.*"
     return f"*Sound: {_markdown(event.sound or '')}.*"
 
 

@@ -18,10 +18,10 @@ from voiceguide import audio, sounds, words
 from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
 from voiceguide.fitting import Hold, Unreachable, fit
-from voiceguide.routine import MAX_SECONDS, Background, Routine, Step
+from voiceguide.routine import MAX_SECONDS, Background, CueTime, Narration, Pause, Routine, Step, spoken
 
 LEAD_IN = audio.samples(1.0)  # quiet before the first word
-LINE_GAP = audio.samples(0.6)  # between the lines of one narration
+LINE_GAP = audio.samples(0.6)  # between the lines of one narration, where no pause is written
 AFTER_INTRO = audio.samples(1.5)
 BETWEEN_ROUNDS = audio.samples(1.0)  # after a round's hold, before the next round's words
 AFTER_TRANSITION = audio.samples(0.5)  # after a step's chime, before the next words
@@ -47,7 +47,7 @@ TICK = "tick"
 
 @dataclass(frozen=True)
 class Event:
-    kind: str  # "speech", "hold", "sound" or "breath"
+    kind: str  # "speech", "pause" (written between two lines), "hold", "sound" or "breath"
     start: int
     length: int
     chapter: int  # index into Timeline.chapters
@@ -89,7 +89,7 @@ class Round:
     step: Step
     index: int  # the step's index in the routine
     title: str
-    narration: tuple[str, ...]
+    narration: Narration
     last: bool  # the step's last round: its transition follows
 
 
@@ -101,18 +101,37 @@ def countdown_words(count: int) -> list[str]:
 def spoken_lines(routine: Routine) -> dict[str, str]:
     """Every distinct line the routine may speak, with a label naming where it is (for messages)."""
     lines: dict[str, str] = {}
-    for text in routine.intro:
+    for text in spoken(routine.intro):
         lines.setdefault(text, "the intro")
     for index, step in enumerate(routine.steps):
         label = f"steps[{index}] ({step.name})"
-        for text in step.say + step.between + tuple(cue.say for cue in step.cues if cue.say):
+        for text in spoken(step.say + step.between) + tuple(cue.say for cue in step.cues if cue.say):
             lines.setdefault(text, label)
         if step.countdown and step.countdown.style == "voice":
             for text in countdown_words(step.countdown.count):
                 lines.setdefault(text, f"{label} countdown")
-    for text in routine.outro:
+    for text in spoken(routine.outro):
         lines.setdefault(text, "the outro")
     return lines
+
+
+def narration_layout(lines: Narration, speech: Mapping[str, int]) -> list[tuple[int, int, str | Pause]]:
+    """Where each line and pause of a narration falls: (offset from its start, length, line), in order.
+
+    Lines follow one another LINE_GAP apart; a pause written between two lines takes that gap's place.
+    """
+    layout: list[tuple[int, int, str | Pause]] = []
+    cursor = 0
+    for index, line in enumerate(lines):
+        if isinstance(line, Pause):
+            length = audio.samples(line.seconds)
+        else:
+            if index and not isinstance(lines[index - 1], Pause):
+                cursor += LINE_GAP
+            length = speech[line]
+        layout.append((cursor, length, line))
+        cursor += length
+    return layout
 
 
 def _rounds(routine: Routine, extra: Mapping[int, int]) -> list[Round]:
@@ -148,18 +167,43 @@ class _Lengths:
         return [self.sound(sounds.builtin_path(TICK))] * step.countdown.count
 
 
+def _cue_need(at: CueTime, clip_length: int) -> int:
+    """How long a hold must be for a cue at `at` to sound in it whole, ending CUE_GAP before the hold does."""
+    whole = clip_length + CUE_GAP
+    if at.fraction is not None:
+        return whole
+    if at.before_end:
+        return max(audio.samples(at.seconds), whole)
+    return audio.samples(at.seconds) + whole
+
+
+def _own_minimum(step: Step) -> int:
+    """The shortest a flexible hold may become for its own sake: its `min`, or a share of its length."""
+    return audio.samples(step.min) if step.min is not None else round(audio.samples(step.hold) * MIN_FRACTION)
+
+
 def _hold_bounds(step: Step, lengths: _Lengths) -> Hold:
     natural = audio.samples(step.hold)
     if not step.flex:
         return Hold(natural, natural, natural, step.weight)
-    minimum = audio.samples(step.min) if step.min is not None else round(natural * MIN_FRACTION)
     maximum = audio.samples(step.max) if step.max is not None else round(natural * MAX_FRACTION)
-    # Cues set seconds from the hold's start or end need that much hold to fall inside it.
-    needed = [audio.samples(cue.at.latest_start()) + lengths.cue(step, cue) + CUE_GAP for cue in step.cues]
+    # Cues keep the moment the routine gives them, so the hold may not shrink past any of them.
+    needed = [_cue_need(cue.at, lengths.cue(step, cue)) for cue in step.cues]
     if step.countdown:
         needed.append(audio.samples(step.countdown.count) + CUE_GAP)
-    minimum = max(minimum, min(max(needed, default=0), natural))
+    minimum = max(_own_minimum(step), min(max(needed, default=0), natural))
     return Hold(natural, minimum, maximum, step.weight)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """A cue, or a countdown number, where the routine puts it in a hold (before collisions are resolved)."""
+
+    start: int
+    length: int
+    details: dict  # the event's text or sound
+    where: str  # file:line:column: key path, for warnings
+    name: str  # for warnings: the cue 'Halfway.', countdown 3
 
 
 class _Builder:
@@ -185,11 +229,14 @@ class _Builder:
         self.place(kind, self.cursor, length, **details)
         self.cursor += length
 
-    def say(self, lines: tuple[str, ...]) -> None:
-        for index, text in enumerate(lines):
-            if index:
-                self.pause(LINE_GAP)
-            self.add("speech", self.lengths.speech[text], text=text)
+    def say(self, lines: Narration) -> None:
+        start = self.cursor
+        for offset, length, line in narration_layout(lines, self.lengths.speech):
+            if isinstance(line, Pause):
+                self.place("pause", start + offset, length)
+            else:
+                self.place("speech", start + offset, length, text=line)
+            self.cursor = start + offset + length
 
     def hold(self, round_: Round, length: int) -> None:
         start = self.cursor
@@ -214,32 +261,37 @@ class _Builder:
     def _cues(self, round_: Round, start: int, length: int) -> None:
         """Place the round's cues and countdown inside its hold, moving any that would collide."""
         step = round_.step
-        wanted: list[tuple[int, int, dict, str]] = []  # (start, length, event details, description)
+        path = f"steps[{round_.index}]"
+        wanted: list[_Wanted] = []
         hold_seconds = audio.seconds(length)
-        for cue in step.cues:
-            offset = audio.samples(max(0.0, min(cue.at.offset(hold_seconds), hold_seconds)))
+        for index, cue in enumerate(step.cues):
             details = {"text": cue.say} if cue.say else {"sound": cue.sound}
-            wanted.append((start + offset, self.lengths.cue(step, cue), details, f"the cue {cue.say or cue.sound.stem!r}"))
+            wanted.append(_Wanted(
+                start + audio.samples(cue.at.offset(hold_seconds)), self.lengths.cue(step, cue), details,
+                f"{cue.at.location}: {path}.cues[{index}] ({step.name})", f"the cue {cue.say or cue.sound.stem!r}",
+            ))
         if step.countdown:
             for number, clip_length in zip(range(step.countdown.count, 0, -1), self.lengths.countdown(step)):
                 details = {"text": str(number)} if step.countdown.style == "voice" else {"sound": sounds.builtin_path(TICK)}
-                wanted.append((start + length - audio.samples(number), clip_length, details, f"countdown {number}"))
-        wanted.sort(key=lambda item: item[0])
-        placed = _without_overlaps([(at, size) for at, size, _, _ in wanted], start, start + length)
-        for (at, size, details, description), new_start in zip(wanted, placed):
-            if abs(new_start - at) > MOVED_TOLERANCE:
-                self.warnings.append(
-                    f"steps[{round_.index}] ({round_.title}): {description} was moved "
-                    f"{audio.seconds(new_start - at):+.1f}s so it does not overlap other audio"
-                )
-            kind = "speech" if "text" in details else "sound"
-            self.place(kind, new_start, size, cue=True, **details)
+                wanted.append(_Wanted(
+                    start + length - audio.samples(number), clip_length, details,
+                    f"{step.countdown.location}: {path}.countdown ({step.name})", f"countdown {number}",
+                ))
+        wanted.sort(key=lambda item: item.start)
+        placed = _without_overlaps([(item.start, item.length) for item in wanted], start, start + length)
+        for index, (item, new_start) in enumerate(zip(wanted, placed)):
+            warning = _moved(wanted, placed, index, start, start + length)
+            if warning:
+                self.warnings.append(f"{item.where}: {item.name} {warning}")
+            kind = "speech" if "text" in item.details else "sound"
+            self.place(kind, new_start, item.length, cue=True, **item.details)
 
     def finish(self, title: str, background: Background | None, notes: tuple[str, ...]) -> Timeline:
         ends = [start for _, start in self.chapter_starts[1:]] + [self.cursor]
         chapters = tuple(Chapter(name, start, end) for (name, start), end in zip(self.chapter_starts, ends))
         events = tuple(sorted(self.events, key=lambda event: event.start))
-        return Timeline(title, events, chapters, self.cursor, background, tuple(self.warnings), notes)
+        warnings = tuple(dict.fromkeys(self.warnings))  # a step's rounds would each say the same
+        return Timeline(title, events, chapters, self.cursor, background, warnings, notes)
 
 
 def _without_overlaps(items: list[tuple[int, int]], hold_start: int, hold_end: int) -> list[int]:
@@ -256,6 +308,27 @@ def _without_overlaps(items: list[tuple[int, int]], hold_start: int, hold_end: i
         starts[index] = max(hold_start, min(starts[index], latest_end - length))
         latest_end = starts[index] - CUE_GAP
     return starts
+
+
+def _moved(wanted: list[_Wanted], placed: list[int], index: int, hold_start: int, hold_end: int) -> str | None:
+    """What happened to item `index` when placed, and why, for a warning; None if it sounds where it was set."""
+    item, start = wanted[index], placed[index]
+    room_until = placed[index + 1] if index + 1 < len(placed) else hold_end
+    if start + item.length + CUE_GAP > room_until:
+        hold = format_duration(audio.seconds(hold_end - hold_start))
+        others = " beside the other cues and countdown" if len(wanted) > 1 else ""
+        return (
+            f"({format_duration(audio.seconds(item.length))}) does not fit in the {hold} hold{others}; "
+            "give the step a longer hold"
+        )
+    moved = audio.seconds(abs(start - item.start))
+    if start - item.start > MOVED_TOLERANCE:
+        return f"was moved {moved:.1f}s later so it does not overlap {wanted[index - 1].name}"
+    if item.start - start > MOVED_TOLERANCE:
+        if index + 1 < len(placed) and start + item.length + CUE_GAP == placed[index + 1]:
+            return f"was moved {moved:.1f}s earlier so it does not overlap {wanted[index + 1].name}"
+        return f"was moved {moved:.1f}s earlier so it ends before the hold does"
+    return None
 
 
 def _layout(routine: Routine, rounds: list[Round], holds: list[int], lengths: _Lengths, notes=()) -> Timeline:
@@ -331,7 +404,8 @@ def plan(
         fitted = fit(holds, length - fixed)
     except Unreachable as unreachable:
         shortest, longest = fixed + unreachable.shortest, fixed + unreachable.longest
-        raise LengthUnreachable(routine.name, shortest, longest, [length]) from None
+        reason = _cues_keeping_holds(routine, lengths, shortest, length) if length < shortest else None
+        raise LengthUnreachable(routine.name, shortest, longest, [length], reason) from None
     notes = [
         f"repeated {routine.steps[index].name!r} {words.count(count, 'more time')}"
         for index, count in sorted(extra.items())
@@ -342,8 +416,11 @@ def plan(
 class LengthUnreachable(VoiceguideError):
     """Lengths (samples) outside the range the routine can reach; the message says the range and how to widen it."""
 
-    def __init__(self, name: str, shortest: int, longest: int, asked: list[int]):
+    def __init__(self, name: str, shortest: int, longest: int, asked: list[int], reason: str | None = None):
         self.shortest, self.longest, self.asked = shortest, longest, asked
+        if reason:  # a more precise account of why, like the cues that keep holds from shrinking
+            super().__init__(reason)
+            return
         hints = []
         if any(length < shortest for length in asked):
             hints.append("lower some steps' 'min', or shorten the narration")
@@ -355,3 +432,30 @@ class LengthUnreachable(VoiceguideError):
             f"{name} can run from {format_duration(audio.seconds(shortest))} to "
             f"{format_duration(audio.seconds(longest))}; asked for {lengths}{''.join(f'; {hint}' for hint in hints)}"
         )
+
+
+def _cues_keeping_holds(routine: Routine, lengths: _Lengths, shortest: int, asked: int) -> str | None:
+    """The cues, set in seconds, that keep a hold from shrinking to fit `asked`, in words; None if none do.
+
+    A cue keeps the moment the routine gives it when its hold is fitted to a length (a share
+    of the hold moves with it), so its hold may not shrink past it. When that makes the length
+    too short to reach, the error says so, rather than moving the cue where it was not meant to be.
+    """
+    keeping = []  # (key path, step, cue, the hold it needs)
+    for index, step in enumerate(routine.steps):
+        for cue_index, cue in enumerate(step.cues):
+            clip = lengths.cue(step, cue)
+            need = min(_cue_need(cue.at, clip), audio.samples(step.hold))
+            if step.flex and cue.at.fraction is None and need > max(_own_minimum(step), clip + CUE_GAP):
+                keeping.append((f"steps[{index}].cues[{cue_index}]", step, cue, need))
+    if not keeping:
+        return None
+    path, step, cue, need = keeping[0]
+    share = round(100 * cue.at.offset(step.hold) / step.hold)
+    others = ", ".join(other for other, *_ in keeping[1:])
+    return (
+        f"{cue.at.location}: {path}.at: {cue.at} keeps its {format_duration(step.hold)} hold from shrinking below "
+        f"{format_duration(audio.seconds(need))}, so {routine.name} runs at least {format_duration(audio.seconds(shortest))}; "
+        f"asked for {format_duration(audio.seconds(asked))}; to let the cue move as its hold shrinks, give it as a "
+        f"share of the hold, like {share}%" + (f" (and so for {others})" if others else "")
+    )

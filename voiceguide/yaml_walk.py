@@ -35,6 +35,15 @@ class Invalid(Exception):
 
 
 @dataclass(frozen=True)
+class KeyProblem:
+    """A rule across keys broken at a key below the mapping, like `cues[1].at`, rather than at the mapping."""
+
+    location: Location | None  # None: the mapping's own
+    key: str  # below the mapping
+    message: str
+
+
+@dataclass(frozen=True)
 class Location:
     file: str
     line: int
@@ -59,8 +68,11 @@ class Context:
         return Location(self.display_name, mark.line + 1, mark.column + 1)
 
     def report(self, node: yaml.Node, key_path: str, message: str) -> None:
+        self.report_at(self.location(node), key_path, message)
+
+    def report_at(self, location: Location, key_path: str, message: str) -> None:
         where = f"{key_path}: " if key_path else ""
-        self.problems.append(f"{self.location(node)}: {where}{message}")
+        self.problems.append(f"{location}: {where}{message}")
 
 
 Parser = Callable[[yaml.Node, Context], Any]
@@ -156,7 +168,8 @@ def parse_mapping(cls: type, node: yaml.Node, key_path: str, ctx: Context) -> An
 
     A class may declare rules across its keys: a static `rules(known)` that takes the values
     known (parsed, inherited or default; not those that failed or are missing) and returns what
-    breaks them. They are checked even when other keys are wrong, so every problem shows at once.
+    breaks them: a message about the mapping, or a KeyProblem at a key below it. They are
+    checked even when other keys are wrong, so every problem shows at once.
     """
     fields = declared_keys(cls)
     problems_before = len(ctx.problems)
@@ -177,7 +190,11 @@ def parse_mapping(cls: type, node: yaml.Node, key_path: str, ctx: Context) -> An
         else:
             ctx.report(node, key_path, f"missing required key '{name}' ({spec.metadata['doc']})")
     for broken in getattr(cls, "rules", lambda known: [])(known):
-        ctx.report(node, key_path, broken)
+        if isinstance(broken, KeyProblem):
+            below = f"{key_path}.{broken.key}" if key_path else broken.key
+            ctx.report_at(broken.location or ctx.location(node), below, broken.message)
+        else:
+            ctx.report(node, key_path, broken)
     if len(ctx.problems) > problems_before:
         return None
     if "location" in {f.name for f in dataclasses.fields(cls)}:
