@@ -163,7 +163,7 @@ def test_every_documented_example_validates(index):
 def test_every_routine_key_is_documented():
     import dataclasses
 
-    for cls in (routines.Routine, routines.Step, routines.Voice, routines.Cue, routines.Breathe,
+    for cls in (routines.Routine, routines.Step, routines.Voice, routines.Cue, routines.Breathe, routines.Pause,
                 routines.Countdown, routines.Background, routines.Use):
         for spec in dataclasses.fields(cls):
             if "parse" in spec.metadata:

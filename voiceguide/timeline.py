@@ -278,9 +278,10 @@ class _Builder:
                     f"{step.countdown.location}: {path}.countdown ({step.name})", f"countdown {number}",
                 ))
         wanted.sort(key=lambda item: item.start)
-        placed = _without_overlaps([(item.start, item.length) for item in wanted], start, start + length)
-        for index, (item, new_start) in enumerate(zip(wanted, placed)):
-            warning = _moved(wanted, placed, index, start, start + length)
+        placed = _without_overlaps(wanted, start, start + length)
+        next_starts = [new_start for new_start, _ in placed[1:]] + [start + length]
+        for item, (new_start, reason), room_until in zip(wanted, placed, next_starts):
+            warning = _moved(item, new_start, reason, room_until, length, alone=len(wanted) == 1)
             if warning:
                 self.warnings.append(f"{item.where}: {item.name} {warning}")
             kind = "speech" if "text" in item.details else "sound"
@@ -294,41 +295,43 @@ class _Builder:
         return Timeline(title, events, chapters, self.cursor, background, warnings, notes)
 
 
-def _without_overlaps(items: list[tuple[int, int]], hold_start: int, hold_end: int) -> list[int]:
-    """Starts for (wanted start, length) items, in order, kept CUE_GAP apart and inside the hold."""
-    starts = []
-    earliest = hold_start
-    for wanted, length in items:
-        start = max(wanted, earliest)
-        starts.append(start)
-        earliest = start + length + CUE_GAP
-    latest_end = hold_end - CUE_GAP
-    for index in range(len(items) - 1, -1, -1):
-        length = items[index][1]
-        starts[index] = max(hold_start, min(starts[index], latest_end - length))
-        latest_end = starts[index] - CUE_GAP
-    return starts
+def _without_overlaps(items: list[_Wanted], hold_start: int, hold_end: int) -> list[tuple[int, str]]:
+    """Where each item (in order of wanted start) sounds, kept CUE_GAP apart inside the hold, and what it made room for.
+
+    An item moves earlier to make room for the one after it, so a countdown, which ends the
+    hold, stays where it is; it moves later only where the hold's start or the item before it
+    leaves no room.
+    """
+    starts = [item.start for item in items]
+    reasons = [""] * len(items)
+    latest_end, reason = hold_end - CUE_GAP, "ends before the hold does"
+    for index in reversed(range(len(items))):
+        if starts[index] + items[index].length > latest_end:
+            starts[index], reasons[index] = latest_end - items[index].length, reason
+        latest_end, reason = starts[index] - CUE_GAP, f"does not overlap {items[index].name}"
+    earliest, reason = hold_start, "starts inside the hold"
+    for index, item in enumerate(items):
+        if starts[index] < earliest:
+            starts[index], reasons[index] = earliest, reason
+        earliest, reason = starts[index] + item.length + CUE_GAP, f"does not overlap {item.name}"
+    return list(zip(starts, reasons))
 
 
-def _moved(wanted: list[_Wanted], placed: list[int], index: int, hold_start: int, hold_end: int) -> str | None:
-    """What happened to item `index` when placed, and why, for a warning; None if it sounds where it was set."""
-    item, start = wanted[index], placed[index]
-    room_until = placed[index + 1] if index + 1 < len(placed) else hold_end
+def _moved(item: _Wanted, start: int, reason: str, room_until: int, hold_length: int, alone: bool) -> str | None:
+    """What placing `item` at `start` did to it, and why, for a warning; None if it sounds where it was set.
+
+    `room_until` is where the next item starts (or the hold ends): the item must end CUE_GAP before.
+    """
     if start + item.length + CUE_GAP > room_until:
-        hold = format_duration(audio.seconds(hold_end - hold_start))
-        others = " beside the other cues and countdown" if len(wanted) > 1 else ""
+        others = "" if alone else " beside the other cues and countdown"
         return (
-            f"({format_duration(audio.seconds(item.length))}) does not fit in the {hold} hold{others}; "
-            "give the step a longer hold"
+            f"({format_duration(audio.seconds(item.length))}) does not fit in the "
+            f"{format_duration(audio.seconds(hold_length))} hold{others}; give the step a longer hold"
         )
-    moved = audio.seconds(abs(start - item.start))
-    if start - item.start > MOVED_TOLERANCE:
-        return f"was moved {moved:.1f}s later so it does not overlap {wanted[index - 1].name}"
-    if item.start - start > MOVED_TOLERANCE:
-        if index + 1 < len(placed) and start + item.length + CUE_GAP == placed[index + 1]:
-            return f"was moved {moved:.1f}s earlier so it does not overlap {wanted[index + 1].name}"
-        return f"was moved {moved:.1f}s earlier so it ends before the hold does"
-    return None
+    if abs(start - item.start) <= MOVED_TOLERANCE:
+        return None
+    direction = "later" if start > item.start else "earlier"
+    return f"was moved {audio.seconds(abs(start - item.start)):.1f}s {direction} so it {reason}"
 
 
 def _layout(routine: Routine, rounds: list[Round], holds: list[int], lengths: _Lengths, notes=()) -> Timeline:
