@@ -253,7 +253,7 @@ def test_a_length_too_short_for_a_cue_in_seconds_names_the_cue(cli, tmp_path):
     path = write(tmp_path, SHRINKING)
     out = tmp_path / "out"
     for command in ("plan", "build"):
-        result = cli(command, path, "-o", out, "--length", "1m")
+        result = cli(command, path, "-o", out, "--length", "1m", "--engine", "pyttsx3")
         assert result.exit_code == 2
         assert result.stderr.startswith(
             f"error: {path}:7:13: steps[0].cues[0].at: 1m keeps its 1m30s hold from shrinking below 1m3s, "

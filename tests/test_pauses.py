@@ -217,3 +217,21 @@ def test_a_built_track_is_quiet_through_the_pause_and_speaks_right_after(cli, tm
     assert len(times) == 2  # no caption in the pause: the first line's ends where it begins, the next at its end
     assert times[0][1] == pytest.approx(pause["start"], abs=0.001) and times[1][0] == pytest.approx(pause["end"], abs=0.001)
     assert "*Pause for 2s.*" in mp3.with_suffix(".md").read_text()
+
+
+def test_preview_keeps_the_pause_the_build_plans(cli, tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(textwrap.dedent(ROUTINE))
+    out = tmp_path / "out"
+    assert cli("build", path, "-o", out, "--engine", "pyttsx3").exit_code == 0
+    result = cli("preview", path, "--step", "1", "--no-play", "-o", out, "--engine", "pyttsx3")
+    assert result.exit_code == 0, result.stderr
+    events = [event for event in read_plan(out / "r.mp3")["events"] if event["chapter"] == 1]
+    said = [event for event in events if event["kind"] == "speech"]
+    (pause,) = [event for event in events if event["kind"] == "pause"]
+    preview = decode(out / "r-preview-step1.mp3")
+    assert len(preview) / SAMPLE_RATE == pytest.approx(said[-1]["end"] - said[0]["start"], abs=0.002)
+    begins = said[0]["start"]
+    quiet = window_levels(span(preview, pause["start"] - begins + 0.05, pause["end"] - begins - 0.05))
+    assert quiet.max() < -60
+    assert window_levels(span(preview, pause["end"] - begins, pause["end"] - begins + 0.5)).max() > -30
