@@ -267,14 +267,12 @@ def test_a_length_too_short_for_a_cue_in_seconds_names_the_cue(cli, tmp_path):
     assert not (out / "r-1m.mp3").exists()
 
 
-def test_a_cue_that_keeps_no_hold_from_shrinking_leaves_the_usual_message(tmp_path):
-    path = write(tmp_path, """\
-        title: T
-        steps:
-          - name: Shoulders
-            say: Move to the shoulders.
-            hold: 1m
-            cues: [{at: 5s, sound: bell}, {at: half, sound: bell}]
-        """)
+@pytest.mark.parametrize("keys", [
+    ["cues: [{at: 5s, sound: bell}, {at: half, sound: bell}]"],  # the hold's own min, 15s, is longer
+    ["countdown: 25", "cues: [{at: 20s, sound: bell}]"],  # the countdown needs more of the hold than the cue
+])
+def test_a_cue_that_keeps_no_hold_from_shrinking_leaves_the_usual_message(tmp_path, keys):
+    path = tmp_path / "r.yaml"
+    path.write_text("title: T\nsteps:\n  - name: Shoulders\n    say: Move.\n    hold: 1m\n" + "".join(f"    {key}\n" for key in keys))
     with pytest.raises(VoiceguideError, match=r"^r can run from \S+ to \S+; asked for 5s; lower some steps' 'min'"):
         plan_of(path, length=audio.samples(5))

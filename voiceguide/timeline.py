@@ -177,9 +177,17 @@ def _cue_need(at: CueTime, clip_length: int) -> int:
     return audio.samples(at.seconds) + whole
 
 
-def _own_minimum(step: Step) -> int:
-    """The shortest a flexible hold may become for its own sake: its `min`, or a share of its length."""
-    return audio.samples(step.min) if step.min is not None else round(audio.samples(step.hold) * MIN_FRACTION)
+def _shortest_hold(step: Step, lengths: _Lengths, as_shares: bool = False) -> int:
+    """The shortest a flexible hold may become: its `min` (or a share of its length), and long
+    enough for its countdown and for every cue at the moment the routine gives it (or, with
+    `as_shares`, as if every cue were given as a share of the hold), but never past its length.
+    """
+    natural = audio.samples(step.hold)
+    own = audio.samples(step.min) if step.min is not None else round(natural * MIN_FRACTION)
+    needed = [_cue_need(CueTime(fraction=0.5) if as_shares else cue.at, lengths.cue(step, cue)) for cue in step.cues]
+    if step.countdown:
+        needed.append(audio.samples(step.countdown.count) + CUE_GAP)
+    return max(own, min(max(needed, default=0), natural))
 
 
 def _hold_bounds(step: Step, lengths: _Lengths) -> Hold:
@@ -187,12 +195,7 @@ def _hold_bounds(step: Step, lengths: _Lengths) -> Hold:
     if not step.flex:
         return Hold(natural, natural, natural, step.weight)
     maximum = audio.samples(step.max) if step.max is not None else round(natural * MAX_FRACTION)
-    # Cues keep the moment the routine gives them, so the hold may not shrink past any of them.
-    needed = [_cue_need(cue.at, lengths.cue(step, cue)) for cue in step.cues]
-    if step.countdown:
-        needed.append(audio.samples(step.countdown.count) + CUE_GAP)
-    minimum = max(_own_minimum(step), min(max(needed, default=0), natural))
-    return Hold(natural, minimum, maximum, step.weight)
+    return Hold(natural, _shortest_hold(step, lengths), maximum, step.weight)
 
 
 @dataclass(frozen=True)
@@ -446,10 +449,12 @@ def _cues_keeping_holds(routine: Routine, lengths: _Lengths, shortest: int, aske
     """
     keeping = []  # (key path, step, cue, the hold it needs)
     for index, step in enumerate(routine.steps):
+        if not step.flex:
+            continue
+        shortest_as_shares = _shortest_hold(step, lengths, as_shares=True)
         for cue_index, cue in enumerate(step.cues):
-            clip = lengths.cue(step, cue)
-            need = min(_cue_need(cue.at, clip), audio.samples(step.hold))
-            if step.flex and cue.at.fraction is None and need > max(_own_minimum(step), clip + CUE_GAP):
+            need = min(_cue_need(cue.at, lengths.cue(step, cue)), audio.samples(step.hold))
+            if need > shortest_as_shares:
                 keeping.append((f"steps[{index}].cues[{cue_index}]", step, cue, need))
     if not keeping:
         return None
