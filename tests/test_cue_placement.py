@@ -6,11 +6,11 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from conftest import read_plan
 
-from voiceguide import audio, routine as routines, timeline
+from voiceguide import audio, timeline
+from voiceguide import routine as routines
 from voiceguide.errors import VoiceguideError
-
-from conftest import SAMPLE_RATE, read_plan
 
 
 def write(tmp_path, text: str):
@@ -69,7 +69,9 @@ def test_a_cue_outside_its_hold_is_an_error_at_its_line(cli, tmp_path, command):
 
 
 def test_a_hold_from_the_defaults_is_the_one_a_cue_is_checked_against(cli, tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         title: T
         defaults: {hold: 30s}
         steps:
@@ -80,7 +82,8 @@ def test_a_hold_from_the_defaults_is_the_one_a_cue_is_checked_against(cli, tmp_p
             say: Rest.
             hold: 0s
             cues: [{at: half, sound: bell}]
-        """)
+        """,
+    )
     result = cli("validate", path)
     assert result.exit_code == 2
     assert result.stderr == (
@@ -91,26 +94,32 @@ def test_a_hold_from_the_defaults_is_the_one_a_cue_is_checked_against(cli, tmp_p
 
 
 def test_a_share_of_the_hold_always_fits(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         title: T
         steps:
           - name: Shoulders
             say: Move to the shoulders.
             hold: 10s
             cues: [{at: 0%, sound: bell}, {at: 100%, sound: chime}]
-        """)
+        """,
+    )
     plan = plan_of(path)
     hold = plan.of_kind("hold")[0]
     bell, chime = [event for event in plan.events if event.cue]
     assert bell.start == hold.start
     assert chime.end == hold.end - timeline.CUE_GAP  # moved back from the hold's very end, and warned
     assert plan.warnings == (
-        f"{path}:6:40: steps[0].cues[1] (Shoulders): the cue 'chime' was moved 3.3s earlier so it ends before the hold does",
+        f"{path}:6:40: steps[0].cues[1] (Shoulders): the cue 'chime' was moved 3.3s earlier "
+        "so it ends before the hold does",
     )
 
 
 def test_each_move_says_why(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         title: T
         steps:
           - name: Shoulders
@@ -125,12 +134,16 @@ def test_each_move_says_why(tmp_path):
             say: Move to the neck.
             hold: 2s
             cues: [{at: half, sound: chime}]
-        """)
+        """,
+    )
     plan = plan_of(path)
     assert plan.warnings == (
-        f"{path}:8:14: steps[0].cues[1] (Shoulders): the cue 'Press in.' was moved 1.8s later so it does not overlap the cue 'bell'",
-        f"{path}:9:14: steps[0].cues[2] (Shoulders): the cue 'chime' was moved 2.3s earlier so it does not overlap countdown 3",
-        f"{path}:14:17: steps[1].cues[0] (Neck): the cue 'chime' (3s) does not fit in the 2s hold; give the step a longer hold",
+        f"{path}:8:14: steps[0].cues[1] (Shoulders): the cue 'Press in.' was moved 1.8s later "
+        "so it does not overlap the cue 'bell'",
+        f"{path}:9:14: steps[0].cues[2] (Shoulders): the cue 'chime' was moved 2.3s earlier "
+        "so it does not overlap countdown 3",
+        f"{path}:14:17: steps[1].cues[0] (Neck): the cue 'chime' (3s) does not fit in the 2s hold; "
+        "give the step a longer hold",
     )
     ticks = [event.start for event in plan.events if event.sound and event.sound.stem == "tick"]
     hold = plan.of_kind("hold")[0]
@@ -138,7 +151,9 @@ def test_each_move_says_why(tmp_path):
 
 
 def test_a_step_run_twice_warns_once(tmp_path):
-    path = write(tmp_path, """\
+    path = write(
+        tmp_path,
+        """\
         title: T
         steps:
           - name: Shoulders
@@ -147,9 +162,11 @@ def test_a_step_run_twice_warns_once(tmp_path):
             repeat: 2
             rounds: [left, right]
             cues: [{at: 100%, sound: bell}]
-        """)
+        """,
+    )
     assert plan_of(path).warnings == (
-        f"{path}:8:17: steps[0].cues[0] (Shoulders): the cue 'bell' was moved 2.8s earlier so it ends before the hold does",
+        f"{path}:8:17: steps[0].cues[0] (Shoulders): the cue 'bell' was moved 2.8s earlier "
+        "so it ends before the hold does",
     )
 
 
@@ -267,12 +284,16 @@ def test_a_length_too_short_for_a_cue_in_seconds_names_the_cue(cli, tmp_path):
     assert not (out / "r-1m.mp3").exists()
 
 
-@pytest.mark.parametrize("keys", [
-    ["cues: [{at: 5s, sound: bell}, {at: half, sound: bell}]"],  # the hold's own min, 15s, is longer
-    ["countdown: 25", "cues: [{at: 20s, sound: bell}]"],  # the countdown needs more of the hold than the cue
-])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["cues: [{at: 5s, sound: bell}, {at: half, sound: bell}]"],  # the hold's own min, 15s, is longer
+        ["countdown: 25", "cues: [{at: 20s, sound: bell}]"],  # the countdown needs more of the hold than the cue
+    ],
+)
 def test_a_cue_that_keeps_no_hold_from_shrinking_leaves_the_usual_message(tmp_path, keys):
     path = tmp_path / "r.yaml"
-    path.write_text("title: T\nsteps:\n  - name: Shoulders\n    say: Move.\n    hold: 1m\n" + "".join(f"    {key}\n" for key in keys))
+    step = "  - name: Shoulders\n    say: Move.\n    hold: 1m\n" + "".join(f"    {key}\n" for key in keys)
+    path.write_text(f"title: T\nsteps:\n{step}")
     with pytest.raises(VoiceguideError, match=r"^r can run from \S+ to \S+; asked for 5s; lower some steps' 'min'"):
         plan_of(path, length=audio.samples(5))

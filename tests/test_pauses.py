@@ -6,11 +6,11 @@ import re
 import textwrap
 
 import pytest
-
-from voiceguide import audio, routine as routines, timeline
-from voiceguide.routine import Pause
-
 from conftest import SAMPLE_RATE, decode, read_plan, span, window_levels
+
+from voiceguide import audio, timeline
+from voiceguide import routine as routines
+from voiceguide.routine import Pause
 
 ROUTINE = """\
     title: Pauses
@@ -162,7 +162,9 @@ def test_an_intro_pause_in_the_outro_position_is_an_error(tmp_path, cli):
     path.write_text("title: T\nsteps:\n  - {name: A, say: One.}\noutro:\n  - Bye.\n  - pause: 2s\n")
     result = cli("validate", path)
     assert result.exit_code == 2
-    assert result.stderr == f"error: {path}:6:5: outro[1]: is a pause after the last line; a pause goes between two lines\n"
+    assert result.stderr == (
+        f"error: {path}:6:5: outro[1]: is a pause after the last line; a pause goes between two lines\n"
+    )
 
 
 def test_plan_shows_the_pauses_of_each_chapter(cli, tmp_path):
@@ -184,7 +186,8 @@ def test_plan_shows_the_pauses_of_each_chapter(cli, tmp_path):
 def test_a_built_track_is_quiet_through_the_pause_and_speaks_right_after(cli, tmp_path):
     """A real build with pyttsx3: the decoded MP3 is silent in the pause, and the next line begins at its end."""
     path = tmp_path / "r.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         title: A pause
         steps:
           - name: Lower back
@@ -194,7 +197,8 @@ def test_a_built_track_is_quiet_through_the_pause_and_speaks_right_after(cli, tm
               - Now lean in slowly.
             hold: 2s
             transition: none
-        """))
+        """)
+    )
     out = tmp_path / "out"
     result = cli("build", path, "-o", out, "--engine", "pyttsx3")
     assert result.exit_code == 0, result.stderr
@@ -212,10 +216,11 @@ def test_a_built_track_is_quiet_through_the_pause_and_speaks_right_after(cli, tm
     assert speaking.max() > -30, f"loudest 20 ms after the pause: {speaking.max():.1f} dBFS"
     assert window_levels(span(samples, before["start"], before["end"])).max() > -30
 
-    captions = re.findall(r"(\d+):(\d\d):(\d\d\.\d{3}) --> (\d+):(\d\d):(\d\d\.\d{3})", mp3.with_suffix(".vtt").read_text())
-    times = [(3600 * int(h) + 60 * int(m) + float(s), 3600 * int(h2) + 60 * int(m2) + float(s2)) for h, m, s, h2, m2, s2 in captions]
-    assert len(times) == 2  # no caption in the pause: the first line's ends where it begins, the next at its end
-    assert times[0][1] == pytest.approx(pause["start"], abs=0.001) and times[1][0] == pytest.approx(pause["end"], abs=0.001)
+    stamps = re.findall(r"(\d+):(\d\d):(\d\d\.\d{3})", mp3.with_suffix(".vtt").read_text())
+    seconds = [3600 * int(hours) + 60 * int(minutes) + float(rest) for hours, minutes, rest in stamps]
+    assert len(seconds) == 4  # two captions and none in the pause: the first ends where it begins, the next at its end
+    assert seconds[1] == pytest.approx(pause["start"], abs=0.001)
+    assert seconds[2] == pytest.approx(pause["end"], abs=0.001)
     assert "*Pause for 2s.*" in mp3.with_suffix(".md").read_text()
 
 

@@ -50,7 +50,9 @@ def preview(
     request = voice_request(routine.voice_settings, voice)
     reporter.voice_chosen(request)
     labels = spoken_lines(routine)
-    clips = voice_clips({text: labels[text] for text in routines.spoken(lines)}, request, output_dir, workers, voicing(reporter))
+    clips = voice_clips(
+        {text: labels[text] for text in routines.spoken(lines)}, request, output_dir, workers, voicing(reporter)
+    )
     layout = narration_layout(lines, clips.lengths)
     last_offset, last_length, _ = layout[-1]
     samples = np.zeros(last_offset + last_length, dtype=np.int16)

@@ -282,8 +282,8 @@ class _Builder:
                 ))
         wanted.sort(key=lambda item: item.start)
         placed = _without_overlaps(wanted, start, start + length)
-        next_starts = [new_start for new_start, _ in placed[1:]] + [start + length]
-        for item, (new_start, reason), room_until in zip(wanted, placed, next_starts):
+        for index, (item, (new_start, reason)) in enumerate(zip(wanted, placed, strict=True)):
+            room_until = placed[index + 1][0] if index + 1 < len(placed) else start + length
             warning = _moved(item, new_start, reason, room_until, length, alone=len(wanted) == 1)
             if warning:
                 self.warnings.append(f"{item.where}: {item.name} {warning}")
@@ -317,7 +317,7 @@ def _without_overlaps(items: list[_Wanted], hold_start: int, hold_end: int) -> l
         if starts[index] < earliest:
             starts[index], reasons[index] = earliest, reason
         earliest, reason = starts[index] + item.length + CUE_GAP, f"does not overlap {item.name}"
-    return list(zip(starts, reasons))
+    return list(zip(starts, reasons, strict=True))
 
 
 def _moved(item: _Wanted, start: int, reason: str, room_until: int, hold_length: int, alone: bool) -> str | None:
@@ -463,7 +463,8 @@ def _cues_keeping_holds(routine: Routine, lengths: _Lengths, shortest: int, aske
     others = ", ".join(other for other, *_ in keeping[1:])
     return (
         f"{cue.at.location}: {path}.at: {cue.at} keeps its {format_duration(step.hold)} hold from shrinking below "
-        f"{format_duration(audio.seconds(need))}, so {routine.name} runs at least {format_duration(audio.seconds(shortest))}; "
-        f"asked for {format_duration(audio.seconds(asked))}; to let the cue move as its hold shrinks, give it as a "
-        f"share of the hold, like {share}%" + (f" (and so for {others})" if others else "")
+        f"{format_duration(audio.seconds(need))}, so {routine.name} runs at least "
+        f"{format_duration(audio.seconds(shortest))}; asked for {format_duration(audio.seconds(asked))}; to let the "
+        f"cue move as its hold shrinks, give it as a share of the hold, like {share}%"
+        + (f" (and so for {others})" if others else "")
     )
