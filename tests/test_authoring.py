@@ -197,8 +197,8 @@ def test_a_step_missing_say_still_reports_its_other_problems(tmp_path):
     assert validate_text(tmp_path, text) == [
         "error: r.yaml:7:5: steps[0].colour: unknown key; expected one of name, say, hold, transition, cues, repeat, "
         "rounds, between, countdown, breathe, min, max, flex, weight, repeatable",
-        "error: r.yaml:3:5: steps[0]: missing required key 'say' (narration: a string, or a list of strings spoken "
-        "in turn)",
+        "error: r.yaml:3:5: steps[0]: missing required key 'say' (narration: a string, or a list of lines spoken "
+        "in turn, with pauses between)",
         "error: r.yaml:3:5: steps[0]: 'rounds' names 2 rounds but 'repeat' is 1",
         "error: r.yaml:3:5: steps[0]: 'min' (10s) is longer than 'hold' (5s)",
     ]

@@ -174,7 +174,7 @@ def test_every_routine_key_is_documented():
 def test_problems_deep_in_a_later_step_name_the_right_path(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text("title: T\nsteps:\n  - {name: A, say: Hi.}\n  - {name: B, say: Hi.}\n"
-                    "  - name: C\n    say: Hi.\n    cues:\n      - {at: half, say: Ok.}\n      - {at: soon, say: Ok.}\n")
+                    "  - name: C\n    say: Hi.\n    hold: 1m\n    cues:\n      - {at: half, say: Ok.}\n      - {at: soon, say: Ok.}\n")
     with pytest.raises(RoutineError) as raised:
         routines.load(path)
-    assert raised.value.problems == [f"{path}:9:14: steps[2].cues[1].at: expected an offset like 30s, -10s (before the end), 50% or half, got 'soon'"]
+    assert raised.value.problems == [f"{path}:10:14: steps[2].cues[1].at: expected an offset like 30s, -10s (before the end), 50% or half, got 'soon'"]

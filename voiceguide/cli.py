@@ -541,7 +541,7 @@ def validate(routines_to_check: tuple[Path, ...]) -> None:
         try:
             result = plan_routine(path)
         except VoiceguideError as error:
-            problems.extend(line if line.startswith(str(path)) else f"{path}: {line}" for line in _error_lines(error))
+            problems.extend(error.problems if isinstance(error, RoutineError) else [f"{path}: {error}"])
         else:
             click.echo(f"ok: {path} ({words.count(len(result.routine.steps), 'step')})")
             _echo_warnings(result.timeline)

@@ -435,7 +435,7 @@ class Step:
             broken.append(f"'max' ({format_duration(known['max'])}) is shorter than 'hold' ({format_duration(hold)})")
         if hold is not None:
             for index, cue in enumerate(known.get("cues") or ()):
-                outside = cue.at.outside(hold)
+                outside = cue and cue.at.outside(hold)  # a cue with problems of its own is None
                 if outside:
                     broken.append(KeyProblem(cue.at.location, f"cues[{index}].at", outside))
         return broken
