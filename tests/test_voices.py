@@ -17,6 +17,7 @@ import pytest
 
 from voiceguide import routine as routines
 from voiceguide.errors import RoutineError, VoiceguideError
+from voiceguide.play import BACKEND_VARIABLE
 from voiceguide.preview import preview
 from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.engine import VoiceInfo
@@ -197,13 +198,13 @@ def test_preview_joins_a_steps_lines_and_checks_the_step_exists(tmp_path):
         preview(FIXTURES / "two-steps.yaml", 3, tmp_path, VoiceOverride(engine="pyttsx3"), play=False)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="Windows plays through winsound")
-def test_preview_without_an_audio_player_says_so_and_keeps_the_file(cli, tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path))  # no player to be found
+def test_preview_without_an_audio_device_says_so_and_keeps_the_file(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv(BACKEND_VARIABLE, "coreaudio" if sys.platform != "darwin" else "alsa")  # none here
     result = cli("preview", FIXTURES / "two-steps.yaml", "-o", tmp_path, "--engine", "pyttsx3")
     assert result.exit_code == 0, result.stderr
     played = result.stdout.splitlines()[-1]
-    assert played == "not played: no audio player found (looked for afplay, pw-play, paplay, aplay)"
+    target = tmp_path / "two-steps-preview-step1.mp3"
+    assert played.startswith(f"not played: cannot play {target}: no audio output device found (miniaudio: ")
     assert (tmp_path / "two-steps-preview-step1.mp3").stat().st_size > 0
 
 

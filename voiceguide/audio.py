@@ -35,11 +35,11 @@ def decode_file(path: Path) -> np.ndarray:
     return np.frombuffer(decoded.samples, dtype=np.int16).copy()
 
 
-def stream_file(path: Path) -> Iterator[np.ndarray]:
-    """An audio file as int16 mono blocks of a second at SAMPLE_RATE, decoded as they are read."""
+def stream_file(path: Path, start: int = 0, block: int = SAMPLE_RATE) -> Iterator[np.ndarray]:
+    """An audio file from sample `start` as int16 mono blocks (a second by default), decoded as they are read."""
     for chunk in miniaudio.stream_file(
         str(path), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=SAMPLE_RATE,
-        frames_to_read=SAMPLE_RATE,
+        frames_to_read=block, seek_frame=start,
     ):  # fmt: skip
         yield np.frombuffer(chunk, dtype=np.int16)
 

@@ -24,7 +24,8 @@ from voiceguide.build import BuildOptions, BuildResult, Outcome, Reporter, UpToD
 from voiceguide.sidecars import clock
 from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import VoiceguideError, RoutineError
-from voiceguide.play import Track, play as play_track
+from voiceguide.built import Track
+from voiceguide.play import KEY_HELP, Status as PlayStatus, play as play_track
 from voiceguide.preview import preview
 from voiceguide.starter import DEFAULT_FOLDER, new_routine
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
@@ -442,8 +443,8 @@ def preview_command(
     """Voice one step's narration into OUTPUT_DIR/NAME-preview-stepN.mp3 and play it.
 
     For choosing a voice and speed quickly. The clips go into the build's cache, so the next
-    build reuses them. Playing uses a system player (afplay, pw-play, paplay, aplay) when one
-    is installed and finds an audio device; otherwise only the file is written.
+    build reuses them. It plays on the system's audio device, as 'play' does; without one,
+    only the file is written.
 
     \b
     Examples:
@@ -555,33 +556,47 @@ class _NowPlaying:
     def __init__(self, live: bool):
         self.live = live
         self.shown = -1  # the last step printed
+        self.helped = False
 
-    def __call__(self, track: Track, seconds: float) -> None:
-        index = track.chapter_at(seconds)
+    def __call__(self, status: PlayStatus) -> None:
+        track, index = status.track, status.chapter
         if self.live:
-            position = f"{clock(seconds)} / {clock(track.length)}"
-            click.echo(f"\r{position}  {self._step(track, index)}\x1b[K", nl=False)
+            if status.keys and not self.helped:
+                click.echo(KEY_HELP)
+                self.helped = True
+            paused = "  (paused)" if status.paused else ""
+            position = f"{_tenths(status.seconds)} / {clock(track.length)}"
+            click.echo(f"\r{position}  {self._step(track, index)}{paused}\x1b[K", nl=False)
             return
-        for passed in range(self.shown + 1, index + 1):  # every step, even one shorter than a tick
-            click.echo(f"{clock(track.starts[passed])} {self._step(track, passed)}")
-        self.shown = max(self.shown, index)
+        passed = range(self.shown + 1, index + 1) if index > self.shown else [index] if index < self.shown else []
+        for step in passed:  # every step reached, even one shorter than a tick
+            click.echo(f"{clock(track.chapters[step].start)} {self._step(track, step)}")
+        self.shown = index
 
     @staticmethod
     def _step(track: Track, index: int) -> str:
-        return f"{track.titles[index]} ({index + 1}/{len(track.titles)})"
+        return f"{track.chapters[index].title} ({index + 1}/{len(track.chapters)})"
 
     def clear(self) -> None:
         if self.live:
             click.echo("\r\x1b[K", nl=False)
 
 
+def _tenths(seconds: float) -> str:
+    """2:03.4"""
+    return f"{clock(seconds)}.{int(seconds * 10) % 10}"
+
+
 @main.command(name="play")
 @click.argument("track", type=click.Path(path_type=Path))
 @_user_errors
 def play_command(track: Path) -> None:
-    """Play a built TRACK on this computer, showing the step it is at; Ctrl-C stops.
+    """Play a built TRACK on this computer, showing the step and the exact position.
 
-    It uses an audio player already on the system (afplay, pw-play, paplay or aplay).
+    On a terminal, keys control it: space pauses and plays, n or the right arrow skips to the
+    next step, p or the left arrow goes back to the start of the step (or to the step before,
+    near its start), q stops. The sound goes to the system's audio device; set
+    VOICEGUIDE_AUDIO_BACKEND to choose miniaudio's backend (alsa, pulseaudio, wasapi, null, ...).
 
     \b
     Example:
@@ -589,13 +604,16 @@ def play_command(track: Path) -> None:
     """
     display = _NowPlaying(live=sys.stdout.isatty())
     try:
-        played = play_track(track, on_position=display)
+        status = play_track(track, show=display)
     except KeyboardInterrupt:
         display.clear()
         click.echo("stopped")
         return
     display.clear()
-    click.echo(f"played {track} ({format_duration(played.length)})")
+    if status.ended:
+        click.echo(f"played {track} ({format_duration(status.track.length)})")
+    else:
+        click.echo(f"stopped at {_tenths(status.seconds)} in {status.track.chapters[status.chapter].title}")
 
 
 def _megabytes(size: int) -> str:

@@ -1,26 +1,22 @@
 """Preview: one step's narration in the chosen voice, for trying voices and speeds quickly.
 
 The clips come from (and go into) the build's clip cache, so a preview's lines are ready for the
-build. Playing uses an audio player already on the system; without one the file is still written.
+build. Playing goes to the system's audio device; without one the file is still written.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from voiceguide import audio
 from voiceguide import routine as routines
 from voiceguide.build import SILENT, Reporter, voicing
-from voiceguide.errors import VoiceguideError, last_line
+from voiceguide.errors import VoiceguideError
 from voiceguide.export import encode_mp3
 from voiceguide.files import atomic_path
-from voiceguide.play import PLAYERS, find_player
+from voiceguide.play import play_samples
 from voiceguide.timeline import narration_layout, spoken_lines
 from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.clips import voice_clips
@@ -62,31 +58,13 @@ def preview(
     target = output_dir / f"{routine.name}-preview-step{step}.mp3"
     with atomic_path(target) as temporary, temporary.open("wb") as file:
         encode_mp3([samples], file)
-    return PreviewResult(target, len(samples), play_samples(samples) if play else None)
+    return PreviewResult(target, len(samples), _play(samples, str(target)) if play else None)
 
 
-def play_samples(samples: np.ndarray) -> str:
+def _play(samples: np.ndarray, name: str) -> str:
     """Play through the system's audio; returns what happened, in a few words."""
-    with tempfile.TemporaryDirectory(prefix="voiceguide-") as folder:
-        wav = Path(folder) / "preview.wav"
-        audio.write_wav(wav, [samples])
-        if sys.platform == "win32":
-            import winsound
-
-            try:
-                winsound.PlaySound(str(wav), winsound.SND_FILENAME)
-            except RuntimeError as error:
-                return f"not played: {error}"
-            return "played"
-        player = find_player()
-        if player is None:
-            return f"not played: no audio player found (looked for {', '.join(PLAYERS)})"
-        try:
-            done = subprocess.run(
-                [player, str(wav)], capture_output=True, text=True, timeout=audio.seconds(len(samples)) + 10
-            )
-        except subprocess.TimeoutExpired:
-            return f"not played: {player} did not finish"
-    if done.returncode:
-        return f"not played: {player} found no audio device ({last_line(done.stderr)})"
-    return f"played with {player}"
+    try:
+        play_samples(samples, name)
+    except VoiceguideError as error:
+        return f"not played: {error}"
+    return "played"
