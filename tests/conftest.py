@@ -1,4 +1,4 @@
-"""Shared fixtures: running the real CLI, decoding what it wrote, and measuring levels."""
+"""Shared fixtures: running the real CLI, decoding what it wrote, measuring levels, serving it to a phone's browser."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import contextlib
 import json
 import queue
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,19 +107,26 @@ def read_plan(mp3: Path) -> dict:
 
 
 @contextlib.contextmanager
-def watch_process(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen, queue.Queue]]:
-    """`voiceguide watch ARGS...` run in `folder` as a process of its own: the process, and a queue of its stdout lines.
+def voiceguide_process(folder: Path, *args: str) -> Iterator[tuple[subprocess.Popen, queue.Queue]]:
+    """`voiceguide ARGS...` run in `folder` as a process of its own: the process, and a queue of its stdout lines.
 
     The process is killed when the block ends, if it has not ended by then.
     """
-    command = [sys.executable, "-m", "voiceguide", "watch", *args]
-    process = subprocess.Popen(command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "voiceguide", *args]
+    process = subprocess.Popen(
+        command, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8"
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
     try:
         yield process, lines
     finally:
         process.kill()
+
+
+def watch_process(folder: Path, *args: str):
+    """`voiceguide watch ARGS...` run in `folder`, as voiceguide_process runs it."""
+    return voiceguide_process(folder, "watch", *args)
 
 
 @pytest.fixture
@@ -131,3 +140,79 @@ def routine_file(tmp_path):
         return target
 
     return copy
+
+
+# ---------------------------------------------------------------- a phone's browser, and the real server
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs Chromium and its driver (Debian: apt-get install chromium chromium-driver; CI installs them)",
+)
+PHONE = {  # chromedriver's mobile emulation: a 390x844 touch screen
+    "deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True},
+    "userAgent": "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Mobile Safari/537.36",
+}
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """Headless Chromium emulating a phone, for the tests of one module."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+        "--autoplay-policy=no-user-gesture-required", "--window-size=390,844",
+    ):  # fmt: skip
+        options.add_argument(argument)
+    options.add_experimental_option("mobileEmulation", PHONE)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(condition, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while not (result := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return result
+
+
+@dataclass
+class Server:
+    url: str  # http://127.0.0.1:PORT/
+    process: subprocess.Popen
+    output: list[str]  # what it printed, line by line
+
+
+@contextlib.contextmanager
+def serving(folder: Path) -> Iterator[Server]:
+    """`voiceguide serve FOLDER` as a user starts it, on 127.0.0.1 and a free port; stopped with Ctrl-C."""
+    with voiceguide_process(folder, "serve", str(folder), "--host", "127.0.0.1", "--port", "0") as (process, lines):
+        output = _read_until(process, lines, "podcast feed: ")  # said last
+        url = next(line.strip() for line in output if line.startswith("  http://"))
+        yield Server(url, process, output)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(10) == 0
+        output += _read_until(process, lines, "stopped serving")
+
+
+def _read_until(process: subprocess.Popen, lines: queue.Queue, start: str, seconds: float = 30) -> list[str]:
+    """The lines a process prints, up to one that starts with `start`."""
+    read: list[str] = []
+    deadline = time.monotonic() + seconds
+    while not (read and read[-1].startswith(start)):
+        try:
+            read.append(lines.get(timeout=0.1 if process.poll() is None else 1))  # what it printed before it ended
+        except queue.Empty:
+            exited = process.poll() is not None
+            assert not exited and time.monotonic() < deadline, "".join(read) + (process.stderr.read() if exited else "")
+    return read

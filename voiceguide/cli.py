@@ -26,8 +26,11 @@ from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import VoiceguideError, RoutineError
 from voiceguide.built import Track
 from voiceguide.play import KEY_HELP, Status as PlayStatus, play as play_track
+from voiceguide.lan import qr_code
 from voiceguide.preview import preview
+from voiceguide.serve import DEFAULT_HOST, DEFAULT_PORT, Serving, serve
 from voiceguide.starter import DEFAULT_FOLDER, new_routine
+from voiceguide.urls import FEED
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride, catalogue
@@ -614,6 +617,48 @@ def play_command(track: Path) -> None:
         click.echo(f"played {track} ({format_duration(status.track.length)})")
     else:
         click.echo(f"stopped at {_tenths(status.seconds)} in {status.track.chapters[status.chapter].title}")
+
+
+def _show_serving(serving: Serving) -> None:
+    click.echo(
+        f"serving {_count(serving.tracks, 'track')} of {_count(serving.routines, 'routine')} "
+        f"from {serving.folder}; Ctrl-C stops"
+    )
+    if serving.reachable:
+        click.echo(f"note: {serving.reachable}")
+    else:
+        click.echo("On a phone on the same network, open this address, or scan the code with its camera:")
+    click.echo(f"\n  {serving.urls[0]}\n")
+    click.echo(qr_code(serving.urls[0]))
+    click.echo(f"podcast feed: {serving.urls[0]}{FEED}")
+    for other in serving.urls[1:]:
+        click.echo(f"also at: {other}")
+
+
+@main.command(name="serve")
+@click.argument("folder", type=click.Path(path_type=Path), default=Path("build"))
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True,
+              help="The port to listen on (0: any free one).")
+@click.option("--host", default=DEFAULT_HOST, show_default=True,
+              help="The address to listen on: 0.0.0.0 is every network; 127.0.0.1 is this computer only.")
+@_user_errors
+def serve_command(folder: Path, port: int, host: str) -> None:
+    """Serve the routines built in FOLDER (default build/) to phones on the same network.
+
+    It prints the address to open and a QR code of it. The page there lists every routine
+    built in FOLDER, each length it was built at, and links to its player; feed.xml is a
+    podcast feed of them all, with chapters. Only the built files are served, read-only.
+    Ctrl-C stops.
+
+    \b
+    Examples:
+      voiceguide serve
+      voiceguide serve my-build --port 8080
+    """
+    try:
+        serve(folder, host, port, on_ready=_show_serving)
+    except KeyboardInterrupt:
+        click.echo("stopped serving")
 
 
 def _megabytes(size: int) -> str:
