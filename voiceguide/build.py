@@ -209,7 +209,7 @@ def build(
         write_m4b(target, target.with_suffix(".m4b"), tags, timeline.chapters, ffmpeg)
         made.append(target.with_suffix(".m4b"))
     document = timeline_document(timeline, routine, target.name)
-    files = write_sidecars(target, document, artwork, inputs, made) + made[1:]
+    files = write_sidecars(target, document, artwork, routine.author, inputs, made) + made[1:]
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(

@@ -20,12 +20,13 @@ from voiceguide import words
 from voiceguide.cover import Artwork
 from voiceguide.document import EventEntry, TimelineDocument
 from voiceguide.durations import format_duration
+from voiceguide.export import DEFAULT_ARTIST
 from voiceguide.files import atomic_path
 from voiceguide.provenance import BUILT_FROM, OUTPUTS, Inputs, output_digests
 
 
 def write_sidecars(
-    mp3: Path, document: TimelineDocument, artwork: Artwork, inputs: Inputs, made: list[Path]
+    mp3: Path, document: TimelineDocument, artwork: Artwork, author: str | None, inputs: Inputs, made: list[Path]
 ) -> list[Path]:
     """Write NAME.vtt, NAME.md and NAME.html beside `mp3`, then NAME.json, each atomically.
 
@@ -33,7 +34,7 @@ def write_sidecars(
     (`inputs`) and a digest of each (the files in `made`, and the other sidecars), so the next
     build can tell whether they are up to date. Returns the sidecars, NAME.json first.
     """
-    pages = {".vtt": webvtt(document), ".md": script(document), ".html": player_page(document, artwork)}
+    pages = {".vtt": webvtt(document), ".md": script(document), ".html": player_page(document, artwork, author)}
     for suffix, text in pages.items():
         _write(mp3.with_suffix(suffix), text)
     others = [mp3.with_suffix(suffix) for suffix in pages]
@@ -109,8 +110,8 @@ def _script_line(event: EventEntry, breathing: bool) -> str:
     return f"*Sound: {_markdown(event.sound or '')}.*"
 
 
-def player_page(document: TimelineDocument, artwork: Artwork) -> str:
-    """The player page: the template with the document and the cover filled in."""
+def player_page(document: TimelineDocument, artwork: Artwork, author: str | None) -> str:
+    """The player page: the template with the document, the cover, the captions and the author filled in."""
     template = resources.files("voiceguide").joinpath("player.html").read_text(encoding="utf-8")
     data = json.dumps(document.as_json(), ensure_ascii=False).replace("<", "\\u003c")  # cannot close the <script>
     cover = f"data:{artwork.mime};base64,{base64.b64encode(artwork.data).decode('ascii')}"
@@ -118,6 +119,8 @@ def player_page(document: TimelineDocument, artwork: Artwork) -> str:
         "language": html.escape(document.language),
         "title": html.escape(document.title),
         "audio": html.escape(urllib.parse.quote(document.audio)),
+        "captions": html.escape(urllib.parse.quote(str(Path(document.audio).with_suffix(".vtt")))),
+        "author": html.escape(author or DEFAULT_ARTIST),
         "cover": cover,
         "timeline": data,
     }
