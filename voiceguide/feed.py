@@ -75,6 +75,7 @@ def podcast_feed(tracks: list[BuiltTrack], urls: Urls) -> bytes:
     _add(channel, f"{{{PODCAST}}}guid", str(uuid.uuid5(PODCAST_GUID_NAMESPACE, _guid_seed(urls.feed()))))
     for built in tracks:
         _item(channel, built, urls)
+    ET.indent(rss)
     return ET.tostring(rss, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
