@@ -49,18 +49,16 @@ def read_track(path: Path) -> Track:
         mp3 = mutagen.mp3.MP3(path)
     except (mutagen.MutagenError, OSError) as error:
         raise VoiceguideError(f"{path}: not an MP3 file ({error})") from None
-    tags = mp3.tags
+    tags, length = mp3.tags, float(mp3.info.length) if mp3.info else 0.0
     title = str(tags["TIT2"]) if tags and "TIT2" in tags else path.stem
-    chapters = _chapters(tags) if tags else ()
-    if not chapters:
-        chapters = (TrackChapter(title, 0.0, mp3.info.length),)
-    pictures = tags.getall("APIC") if tags else []
+    chapters = (_chapters(tags) if tags else ()) or (TrackChapter(title, 0.0, length),)
+    pictures: list = tags.getall("APIC") if tags else []
     artwork = Artwork(pictures[0].data, pictures[0].mime) if pictures else None
     return Track(
         path=path,
         title=title,
         artist=str(tags["TPE1"]) if tags and "TPE1" in tags else None,
-        length=mp3.info.length,
+        length=length,
         chapters=chapters,
         artwork=artwork,
         audio_start=tags.size if tags else 0,

@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Iterator
 
-if os.name == "nt":
+if sys.platform == "win32":
     import msvcrt
 else:
     import termios
@@ -63,9 +63,10 @@ class _WindowsKeys(Keys):
         deadline = time.monotonic() + timeout
         keys: list[str] = []
         while not keys and time.monotonic() < deadline:
-            while msvcrt.kbhit():
-                key = msvcrt.getwch()
-                keys.append(WINDOWS_ARROWS.get(msvcrt.getwch(), "") if key in ("\x00", "\xe0") else key)
+            if sys.platform == "win32":  # (for type checkers elsewhere)
+                while msvcrt.kbhit():
+                    key = msvcrt.getwch()
+                    keys.append(WINDOWS_ARROWS.get(msvcrt.getwch(), "") if key in ("\x00", "\xe0") else key)
             time.sleep(WINDOWS_POLL_SECONDS)
         return [key for key in keys if key]
 
@@ -75,7 +76,7 @@ def listen() -> Iterator[Keys]:
     """The keys typed at this terminal while the block runs."""
     if not sys.stdin.isatty():
         yield Keys()
-    elif os.name == "nt":
+    elif sys.platform == "win32":
         yield _WindowsKeys()
     else:
         fd = sys.stdin.fileno()
