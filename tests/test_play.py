@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import decode, wait_for
+
 from voiceguide import audio
 from voiceguide.built import read_track
 from voiceguide.export import Tags, encode_mp3, write_tags
@@ -139,8 +139,8 @@ def test_no_audio_device_is_one_clear_line(cli, track, monkeypatch):
     result = cli("play", track)
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert re.fullmatch(rf"error: cannot play {re.escape(str(track))}: no audio output device found \(miniaudio: [^\n]+\)\n",
-                        result.stderr)  # fmt: skip
+    device = r"no audio output device found \(miniaudio: [^\n]+\)"
+    assert re.fullmatch(rf"error: cannot play {re.escape(str(track))}: {device}\n", result.stderr)
 
 
 def test_an_unknown_backend_is_named(cli, track, monkeypatch):
@@ -163,5 +163,6 @@ def test_play_a_missing_or_broken_file(cli, tmp_path, content, message):
 
 def test_play_reads_the_chapters_of_a_built_track(two_steps_mp3):
     track = read_track(two_steps_mp3)
-    assert [chapter.title for chapter in track.chapters] == ["Introduction", "Warm the hands", "Rest the palms", "Closing"]
+    titles = [chapter.title for chapter in track.chapters]
+    assert titles == ["Introduction", "Warm the hands", "Rest the palms", "Closing"]
     assert track.chapter_at(0.0) == 0 and track.chapter_at(track.chapters[2].start + 0.01) == 2

@@ -7,7 +7,6 @@ import urllib.parse
 import urllib.request
 
 import pytest
-
 from conftest import FIXTURES, needs_chromium, read_plan, run_cli, serving, wait_for
 
 pytestmark = needs_chromium
@@ -19,7 +18,10 @@ WATCH_PAGE = """
 window.watched = {actions: {}, positions: [], wakeLocks: 0};
 const session = navigator.mediaSession;
 const setAction = session.setActionHandler.bind(session), setPosition = session.setPositionState.bind(session);
-session.setActionHandler = (action, handler) => { window.watched.actions[action] = handler; setAction(action, handler); };
+session.setActionHandler = (action, handler) => {
+  window.watched.actions[action] = handler;
+  setAction(action, handler);
+};
 session.setPositionState = (state) => { window.watched.positions.push(state); setPosition(state); };
 class Sentinel extends EventTarget {
   release() { this.dispatchEvent(new Event("release")); return Promise.resolve(); }
@@ -27,18 +29,21 @@ class Sentinel extends EventTarget {
 Object.defineProperty(navigator, "wakeLock", {configurable: true, value: {
   request: (type) => { window.watched.wakeLocks += 1; return Promise.resolve(window.watched.lock = new Sentinel()); },
 }});
-Object.defineProperty(document, "visibilityState", {configurable: true, get: () => window.watched.visibility || "visible"});
+Object.defineProperty(document, "visibilityState", {
+  configurable: true, get: () => window.watched.visibility || "visible",
+});
 """
 
 
 @pytest.fixture(scope="module")
 def authored(tmp_path_factory, two_steps_mp3):
-    """The two-step routine with an author, built once for this module (its clips come from the shared build's cache)."""
+    """The two-step routine with an author, built once for this module (with the clips of the shared build's cache)."""
     folder = tmp_path_factory.mktemp("authored")
     if (two_steps_mp3.parent / "cache").is_dir():
         shutil.copytree(two_steps_mp3.parent / "cache", folder / "build" / "cache")
     routine = folder / "two-steps.yaml"
-    routine.write_text(f"author: {AUTHOR}\n" + (FIXTURES / "two-steps.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    text = (FIXTURES / "two-steps.yaml").read_text(encoding="utf-8")
+    routine.write_text(f"author: {AUTHOR}\n{text}", encoding="utf-8")
     result = run_cli("build", routine, "-o", folder / "build")
     assert result.exit_code == 0, result.stderr
     return folder / "build" / "two-steps.mp3"
@@ -60,7 +65,8 @@ def open_page(browser, url: str):
     """The page afresh: nothing stored from earlier visits to resume."""
     browser.get("about:blank")  # the page stores its position as it goes: leave it first
     scheme, host = urllib.parse.urlsplit(url)[:2]
-    browser.execute_cdp_cmd("Storage.clearDataForOrigin", {"origin": f"{scheme}://{host}", "storageTypes": "local_storage"})
+    clear = {"origin": f"{scheme}://{host}", "storageTypes": "local_storage"}
+    browser.execute_cdp_cmd("Storage.clearDataForOrigin", clear)
     browser.get(url)
     wait_for(lambda: browser.execute_script("return document.getElementById('audio').readyState") >= 1)
     return browser
@@ -180,7 +186,8 @@ def test_play_button_stays_on_screen_however_long_the_step(served):
     assert play_button_on_screen()
     served.execute_script(
         "const text = document.getElementById('step-text');"
-        "for (let i = 0; i < 40; i++) text.append(Object.assign(document.createElement('p'), {textContent: 'A long line.'}))"
+        "for (let i = 0; i < 40; i++)"
+        "  text.append(Object.assign(document.createElement('p'), {textContent: 'A long line.'}))"
     )
     assert served.execute_script("return document.documentElement.scrollHeight") > 844 * 2
     assert play_button_on_screen()
@@ -258,7 +265,9 @@ def test_wake_lock_is_asked_again_when_the_page_is_shown_again(served):
         "document.dispatchEvent(new Event('visibilitychange'))"
     )
     assert served.execute_script("return window.watched.wakeLocks") == 1
-    served.execute_script("window.watched.visibility = 'visible'; document.dispatchEvent(new Event('visibilitychange'))")
+    served.execute_script(
+        "window.watched.visibility = 'visible'; document.dispatchEvent(new Event('visibilitychange'))"
+    )
     wait_for(lambda: served.execute_script("return window.watched.wakeLocks") == 2)
     click(served, "#play")
     wait_for(lambda: paused(served))
@@ -282,19 +291,19 @@ def test_pause_after_each_step_stops_at_the_next_steps_start(served, authored):
 
 def test_captions_are_a_text_track_of_every_spoken_line(served, authored):
     speech = [event for event in read_plan(authored)["events"] if event["kind"] == "speech"]
-    wait_for(lambda: served.execute_script("const t = document.getElementById('audio').textTracks[0]; return t.cues && t.cues.length"))
+    wait_for(lambda: served.execute_script("return document.getElementById('audio').textTracks[0].cues?.length"))
     track = served.execute_script(
         "const t = document.getElementById('audio').textTracks[0];"
         "return [t.kind, t.language, [...t.cues].map(c => [c.text, c.startTime, c.endTime])]"
     )
     assert track[:2] == ["captions", "en"]
     assert [text for text, _, _ in track[2]] == [event["text"] for event in speech]
-    for (_, start, end), event in zip(track[2], speech):
+    for (_, start, end), event in zip(track[2], speech, strict=True):
         assert (start, end) == (pytest.approx(event["start"], abs=0.001), pytest.approx(event["end"], abs=0.001))
     said = speech[3]  # the second line of "Rest the palms"
     set_time(served, (said["start"] + said["end"]) / 2)
-    wait_for(lambda: served.execute_script("const p = document.querySelector('#step-text p.said'); return p && p.textContent")
-             == said["text"])  # fmt: skip
+    highlighted = "return document.querySelector('#step-text p.said')?.textContent"
+    wait_for(lambda: served.execute_script(highlighted) == said["text"])
 
 
 def test_download_link_gives_the_mp3(served, server, authored):

@@ -16,6 +16,7 @@ import mutagen
 import mutagen.mp3
 
 from voiceguide.cover import Artwork
+from voiceguide.document import TimelineDocument
 from voiceguide.errors import VoiceguideError
 
 
@@ -103,32 +104,30 @@ def find_built(folder: Path) -> list[BuiltTrack]:
     """Every built track in `folder` (not its subfolders), by routine, then by length."""
     found = []
     for mp3 in sorted(folder.glob("*.mp3")):
-        timeline = _timeline(mp3)
-        if timeline is None:
+        document = _document(mp3)
+        if document is None:
             continue
-        routine = str(timeline["routine"])
+        routine = document.routine
         variant = mp3.stem[len(routine) + 1 :] if mp3.stem.startswith(f"{routine}-") else ""
         try:
             track = read_track(mp3)
         except VoiceguideError:
             continue  # being written, or damaged: not a track to offer
-        found.append(BuiltTrack(routine, variant, timeline.get("description") or "", timeline.get("language") or "en", track))
+        found.append(BuiltTrack(routine, variant, document.description or "", document.language, track))
     return sorted(found, key=lambda built: (built.routine, built.variant != "", built.track.length))
 
 
 def is_built(mp3: Path) -> bool:
     """Whether `mp3` is a built track: NAME.json beside it is its timeline (a preview has none)."""
-    return _timeline(mp3) is not None
+    return _document(mp3) is not None
 
 
-def _timeline(mp3: Path) -> dict | None:
-    """NAME.json beside NAME.mp3 when it is that track's timeline; None otherwise (and for hidden files)."""
+def _document(mp3: Path) -> TimelineDocument | None:
+    """The timeline in NAME.json beside NAME.mp3 when it is that track's; None otherwise (and for hidden files)."""
     if mp3.name.startswith("."):
         return None
     try:
-        timeline = json.loads(mp3.with_suffix(".json").read_text(encoding="utf-8"))
+        document = TimelineDocument.from_json(json.loads(mp3.with_suffix(".json").read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return None
-    if not isinstance(timeline, dict) or timeline.get("audio") != mp3.name or "routine" not in timeline:
-        return None
-    return timeline
+    return document if document is not None and document.audio == mp3.name else None

@@ -13,7 +13,7 @@ import email.utils
 import json
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from voiceguide.built import BuiltTrack, audio_digest
 from voiceguide.urls import Urls
@@ -97,8 +97,9 @@ def _item(channel: ET.Element, built: BuiltTrack, urls: Urls) -> None:
         _add(item, f"{{{ITUNES}}}image", attributes={"href": cover})
     _add(item, f"{{{PODCAST}}}chapters", attributes={"url": urls.chapters(built), "type": CHAPTERS_TYPE})
     if track.path.with_suffix(".vtt").is_file():
-        captions = {"url": urls.file(f"{built.name}.vtt"), "type": "text/vtt", "language": built.language, "rel": "captions"}
-        _add(item, f"{{{PODCAST}}}transcript", attributes=captions)
+        captions = urls.file(f"{built.name}.vtt")
+        attributes = {"url": captions, "type": "text/vtt", "language": built.language, "rel": "captions"}
+        _add(item, f"{{{PODCAST}}}transcript", attributes=attributes)
 
 
 def _add(parent: ET.Element, tag: str, text: str | None = None, attributes: dict[str, str] | None = None) -> ET.Element:
@@ -109,7 +110,7 @@ def _add(parent: ET.Element, tag: str, text: str | None = None, attributes: dict
 
 def _date(timestamp: float) -> str:
     """RFC 822, as RSS 2.0 wants it."""
-    return email.utils.format_datetime(datetime.fromtimestamp(timestamp, timezone.utc), usegmt=True)
+    return email.utils.format_datetime(datetime.fromtimestamp(timestamp, UTC), usegmt=True)
 
 
 def _guid_seed(feed_url: str) -> str:

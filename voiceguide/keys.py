@@ -12,7 +12,7 @@ import os
 import select
 import sys
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 if sys.platform == "win32":
     import msvcrt

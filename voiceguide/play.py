@@ -16,9 +16,9 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import miniaudio
 import numpy as np
@@ -28,7 +28,9 @@ from voiceguide.built import Track, read_track
 from voiceguide.errors import VoiceguideError
 
 BACKEND_VARIABLE = "VOICEGUIDE_AUDIO_BACKEND"
-BACKENDS = {backend.name.lower(): backend for backend in miniaudio.Backend if backend.name not in ("CUSTOM", "WEBAUDIO")}
+BACKENDS = {
+    backend.name.lower(): backend for backend in miniaudio.Backend if backend.name not in ("CUSTOM", "WEBAUDIO")
+}
 BUFFER_MILLISECONDS = 50
 DECODE_BLOCK = 4096  # samples decoded at a time, as the device asks for them
 TICK_SECONDS = 0.1  # how often keys are read and the position shown
@@ -135,7 +137,9 @@ def _playing(name: str, feed: Feed) -> Iterator[None]:
                 buffersize_msec=BUFFER_MILLISECONDS, backends=[backend] if backend else None, app_name="voiceguide",
             )  # fmt: skip
     except miniaudio.MiniaudioError as error:
-        raise VoiceguideError(f"cannot play {name}: no audio output device found (miniaudio: {error.args[0]})") from None
+        raise VoiceguideError(
+            f"cannot play {name}: no audio output device found (miniaudio: {error.args[0]})"
+        ) from None
     try:
         if device.backend.lower() == "null" and backend is not miniaudio.Backend.NULL:
             raise VoiceguideError(f"cannot play {name}: no audio output device found (no sound system answered)")

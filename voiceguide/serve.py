@@ -15,9 +15,9 @@ import asyncio
 import errno
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from aiohttp import web
 
@@ -55,7 +55,9 @@ class Serving:
 def serve(folder: Path, host: str, port: int, on_ready: Callable[[Serving], None]) -> None:
     """Serve FOLDER's built routines on HOST:PORT (port 0: any free one) until interrupted; on_ready hears where."""
     if not folder.is_dir():
-        raise VoiceguideError(f"{folder}: no such folder; build a routine into it first: voiceguide build ROUTINE -o {folder}")
+        raise VoiceguideError(
+            f"{folder}: no such folder; build a routine into it first: voiceguide build ROUTINE -o {folder}"
+        )
     tracks = find_built(folder)
     if not tracks:
         raise VoiceguideError(
@@ -87,9 +89,15 @@ def _bind_problem(host: str, port: int, error: OSError) -> str:
     if error.errno in ADDRESS_IN_USE:
         return f"cannot serve on port {port}: it is in use (is another server running?); choose another with --port"
     if error.errno == errno.EACCES:
-        return f"cannot serve on port {port}: not allowed here (ports under 1024 need administrator rights); choose another with --port"
+        return (
+            f"cannot serve on port {port}: not allowed here (ports under 1024 need administrator rights); "
+            "choose another with --port"
+        )
     if error.errno == errno.EADDRNOTAVAIL:
-        return f"cannot serve on {host}: it is not an address of this computer; leave out --host to serve on every network"
+        return (
+            f"cannot serve on {host}: it is not an address of this computer; "
+            "leave out --host to serve on every network"
+        )
     return f"cannot serve on {host}:{port}: {error.strerror or error}"
 
 
