@@ -621,7 +621,7 @@ def play_command(track: Path) -> None:
 
 def _show_serving(serving: Serving) -> None:
     click.echo(
-        f"serving {_count(serving.tracks, 'track')} of {_count(serving.routines, 'routine')} "
+        f"serving {words.count(serving.tracks, 'track')} of {words.count(serving.routines, 'routine')} "
         f"from {serving.folder}; Ctrl-C stops"
     )
     if serving.reachable:

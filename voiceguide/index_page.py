@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import itertools
 
+from voiceguide import words
 from voiceguide.built import BuiltTrack
 from voiceguide.sidecars import clock
 from voiceguide.urls import Urls
@@ -80,9 +81,6 @@ def _entry(built: BuiltTrack, urls: Urls) -> str:
     """A link to the track's player page: "Play" for the routine's own length, else the length it was built at."""
     label = f"{built.variant} version" if built.variant else "Play"
     page = html.escape(urls.file(f"{built.name}.html"))
-    details = f"{clock(built.track.length)} · {_steps(len(built.track.chapters))}"
+    details = f"{clock(built.track.length)} · {words.count(len(built.track.chapters), 'chapter')}"
     return f'<li><a href="{page}">{html.escape(label)}<span>{details}</span></a></li>'
 
-
-def _steps(count: int) -> str:
-    return f"{count} chapter{'' if count == 1 else 's'}"
