@@ -15,10 +15,13 @@ import numpy as np
 
 from voiceguide import audio
 from voiceguide.errors import VoiceguideError
+from voiceguide.voices import pieces
 from voiceguide.voices.engine import Engine, VoiceInfo, pick_voice
 
 MODEL_SUFFIX = ".onnx"
 SENTENCE_PAUSE = 0.35  # seconds between sentences at speed 1.0; Piper itself leaves none
+CLAUSE_PAUSE = 0.15  # seconds where a long sentence was cut at a comma (see pieces.py)
+PAUSE_AFTER = {"sentence": SENTENCE_PAUSE, "clause": CLAUSE_PAUSE, "word": 0.0, "cut": 0.0, "end": 0.0}
 VOLUME = 0.8  # Piper scales every sentence to full scale; leave the encoder some headroom
 
 
@@ -78,16 +81,21 @@ class PiperEngine(Engine):
         self._piper = PiperVoice(session=session, config=PiperConfig.from_dict(config))
 
     def synthesize(self, text: str, speed: float, path: Path) -> None:
+        """Voice `text` a piece at a time (see pieces.py), so memory stays bounded however long it is."""
         from piper import SynthesisConfig
 
         config = self._piper.config
         settings = SynthesisConfig(length_scale=config.length_scale / speed, volume=VOLUME)
-        pause = np.zeros(round(config.sample_rate * SENTENCE_PAUSE / speed), dtype=np.int16)
 
-        def sentences():
-            for index, sentence in enumerate(self._piper.synthesize(text, settings)):
-                if index:
-                    yield pause
-                yield sentence.audio_int16_array
+        def silence(seconds: float) -> np.ndarray:
+            return np.zeros(round(config.sample_rate * seconds / speed), dtype=np.int16)
 
-        audio.write_wav(path, sentences(), config.sample_rate)
+        def blocks():
+            for piece in pieces.cut(text):
+                for index, sentence in enumerate(self._piper.synthesize(piece.text, settings)):
+                    if index:
+                        yield silence(SENTENCE_PAUSE)
+                    yield sentence.audio_int16_array
+                yield silence(PAUSE_AFTER[piece.after])
+
+        audio.write_wav(path, blocks(), config.sample_rate)
