@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from voiceguide.files import atomic_path
 from voiceguide.voices import pool
 from voiceguide.voices.cache import ClipCache
 
@@ -98,6 +99,22 @@ def test_full_disk_keeps_the_previous_output_and_removes_temporaries(cli, tmp_pa
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == previous
     assert not [path for path in out.rglob("*.tmp")]
     monkeypatch.setattr(build_module, "encode_mp3", real_encode)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="the umask is read from /proc where it can be")
+def test_writing_a_file_leaves_the_umask_alone_and_follows_it(tmp_path, monkeypatch):
+    """Setting the umask to 0 and back, from a build's threads, let a folder made meanwhile be 0777."""
+    real_umask = os.umask
+    masks_set = []
+    monkeypatch.setattr(os, "umask", lambda mask: masks_set.append(mask) or real_umask(mask))
+    previous = real_umask(0o027)
+    try:
+        with atomic_path(tmp_path / "out.txt") as temporary:
+            temporary.write_text("x")
+    finally:
+        real_umask(previous)
+    assert masks_set == []
+    assert (tmp_path / "out.txt").stat().st_mode & 0o777 == 0o640
 
 
 def start_build(routine: Path, out: Path) -> subprocess.Popen:

@@ -43,9 +43,29 @@ def _alive(pid: int) -> bool:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
+    """The process's umask, read without changing it.
+
+    Setting it and back (the only portable way) leaves it 0 for a moment, and a thread creating
+    a folder in that moment makes it open to everyone; builds write from several threads. Where
+    /proc does not say (not Linux), the umask the process started with is used.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return _STARTING_UMASK
+
+
+def _read_umask_once() -> int:
+    mask = os.umask(0)  # at import, before any thread of ours is writing
     os.umask(mask)
     return mask
+
+
+_STARTING_UMASK = _read_umask_once()
 
 
 @contextlib.contextmanager
