@@ -20,6 +20,7 @@ from voiceguide.voices.cache import ClipCache
 from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan
 
 FAULTY_WORKER = [sys.executable, str(FIXTURES / "faulty_worker.py")]
+needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
 
 
 def write_routine(folder: Path, name: str, lines: list[str], hold: str = "2s") -> Path:
@@ -38,7 +39,7 @@ def faulty(monkeypatch, tmp_path):
     return lambda kind: monkeypatch.setenv("VOICEGUIDE_TEST_FAULT", kind)
 
 
-@pytest.mark.parametrize("kind", ["hang", "crash", "empty", "garbage"])
+@pytest.mark.parametrize("kind", ["hang", "crash", "killed", "empty", "garbage"])
 def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, cli, tmp_path):
     faulty(kind)
     # Longest lines are voiced first, so the two good lines are made before the faulty one.
@@ -55,6 +56,30 @@ def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, 
         assert time.monotonic() - started < 30  # two timeouts of 4 s, not an hour
     # The clips that were made are kept: a fixed line then needs only itself voiced.
     assert len(list((out / "cache").rglob("[!.]*.wav"))) == 2
+
+
+@pytest.mark.parametrize(("kind", "reason"), [
+    ("killed", "the worker was killed by SIGKILL: no message"),  # not the engine's chatter ("Audio saved to ...")
+    ("crash", "the worker exited with status 3: no message"),
+    ("hang", "no answer within 4s"),
+])
+def test_a_worker_fault_is_reported_with_what_happened(kind, reason, faulty, cli, tmp_path):
+    faulty(kind)
+    routine = write_routine(tmp_path, "faults", ["Fault."])
+    result = cli("build", routine, "-o", tmp_path / "out", "--engine", "pyttsx3", "--jobs", "1")
+    assert result.stderr == f"error: could not voice steps[0] (Step 1) with pyttsx3 after a retry: {reason}\n"
+
+
+@needs_proc
+def test_a_worker_that_hangs_while_starting_is_stopped(faulty, cli, tmp_path, monkeypatch):
+    faulty("hang-at-start")
+    monkeypatch.setattr(pool, "STARTUP_SECONDS", 2.0)
+    routine = write_routine(tmp_path, "faults", ["Rest your hands."])
+    result = cli("build", routine, "-o", tmp_path / "out", "--engine", "pyttsx3", "--jobs", "1")
+    assert result.stderr == "error: could not voice steps[0] (Step 1) with pyttsx3 after a retry: no answer within 2s\n"
+    started = [int(pid) for pid in (tmp_path / "failed-once").read_text().split()]
+    assert len(started) == 2  # the first try and the retry
+    assert not [pid for pid in started if Path(f"/proc/{pid}").exists()], "a hung worker was left running"
 
 
 @pytest.mark.parametrize("kind", ["hang-once", "crash-once", "empty-once"])
@@ -101,7 +126,7 @@ def test_full_disk_keeps_the_previous_output_and_removes_temporaries(cli, tmp_pa
     monkeypatch.setattr(build_module, "encode_mp3", real_encode)
 
 
-@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="the umask is read from /proc where it can be")
+@needs_proc
 def test_writing_a_file_leaves_the_umask_alone_and_follows_it(tmp_path, monkeypatch):
     """Setting the umask to 0 and back, from a build's threads, let a folder made meanwhile be 0777."""
     real_umask = os.umask

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -74,18 +76,22 @@ class _Worker:
     """One worker process and a thread reading its replies, so every wait can time out."""
 
     def __init__(self, request: VoiceRequest):
-        self._stderr = tempfile.TemporaryFile(mode="w+")
         command = [*WORKER_COMMAND, request.engine, request.voice.id, request.language]
         self.command = " ".join(command)
-        self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
-        )
+        self.process: subprocess.Popen | None = None
+        self._stderr = tempfile.TemporaryFile(mode="w+")
         self._replies: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read_replies, daemon=True).start()
-        hello = self._reply(STARTUP_SECONDS)
-        if "error" in hello:
-            self.close()
-            raise VoiceguideError(f"{request.engine} voice: {hello['error']}")
+        try:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
+            )
+            threading.Thread(target=self._read_replies, daemon=True).start()
+            hello = self._reply(STARTUP_SECONDS)
+            if "error" in hello:
+                raise VoiceguideError(f"{request.engine} voice: {hello['error']}")
+        except BaseException:  # a worker that hung or died while starting is stopped here, not left behind
+            self.close(kill=True)
+            raise
 
     def _read_replies(self) -> None:
         for line in self.process.stdout:
@@ -98,8 +104,20 @@ class _Worker:
         except queue.Empty:
             raise _WorkerFault(f"no answer within {timeout:.0f}s") from None
         if line is None:
-            raise _WorkerFault(f"worker exited with status {self.process.wait()}: {self._stderr_tail()}")
-        return json.loads(line)
+            raise _WorkerFault(self._exit_reason())
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise _WorkerFault(f"the worker answered {line.strip()[:80]!r}") from None
+
+    def _exit_reason(self) -> str:
+        """Why the worker stopped: the signal that killed it or its exit status, and its last words."""
+        status = self.process.wait()
+        if status < 0:
+            reason = f"the worker was killed by {signal.Signals(-status).name}"
+        else:
+            reason = f"the worker exited with status {status}"
+        return f"{reason}: {self._stderr_tail()}"
 
     def _stderr_tail(self) -> str:
         self._stderr.seek(0)
@@ -110,18 +128,24 @@ class _Worker:
             self.process.stdin.write(json.dumps({"text": text, "speed": speed, "path": str(path)}) + "\n")
             self.process.stdin.flush()
         except (BrokenPipeError, OSError):
-            raise _WorkerFault(f"worker exited with status {self.process.wait()}: {self._stderr_tail()}") from None
+            raise _WorkerFault(self._exit_reason()) from None
         reply = self._reply(clip_timeout(text))
         if "error" in reply:
             raise _WorkerFault(reply["error"])
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the process (at once with `kill`: it is at fault) and remove its stderr file."""
         try:
-            self.process.stdin.close()
-            self.process.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait()
+            if self.process is not None:
+                if kill:
+                    self.process.kill()
+                with contextlib.suppress(OSError):
+                    self.process.stdin.close()
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait()
         finally:
             self._stderr.close()
 
@@ -188,8 +212,12 @@ def _voice_with_retry(job: Job, request: VoiceRequest, worker: _Worker | None, s
         except (_WorkerFault, ClipRejected) as fault:
             reason = str(fault)
             if worker is not None:
-                worker.close()
+                worker.close(kill=isinstance(fault, _WorkerFault))
             worker = None
+        except BaseException:  # a failure to keep the clip: the caller never gets this worker to close
+            if worker is not None:
+                worker.close(kill=True)
+            raise
         finally:
             path.unlink(missing_ok=True)
     raise SynthesisError(f"could not voice {job.label} with {request.engine} after a retry: {reason}")

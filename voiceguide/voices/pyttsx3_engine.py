@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import os
 import sys
 import tempfile
@@ -75,8 +76,9 @@ class Pyttsx3Engine(Engine):
             from pyttsx3.drivers import _espeak
 
             _espeak.Synchronize()
-        # The espeak driver prints "Audio saved to ..." on stdout, which carries our protocol.
-        with contextlib.redirect_stdout(sys.stderr):
+        # The espeak driver prints "Audio saved to ..." on stdout, which carries our protocol; on
+        # stderr it would pass for the worker's last words when it is killed. Nothing else is printed.
+        with contextlib.redirect_stdout(io.StringIO()):
             self._tts.save_to_file(text, str(path))
             self._tts.runAndWait()
 
