@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
+import resource
+import subprocess
+import sys
 import textwrap
+import wave
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +30,7 @@ def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("text", ["forever", "", "-5s", "1:3", "5x", "nan", "inf", "m", "1m-3s"])
+@pytest.mark.parametrize("text", ["forever", "", "-5s", "1:3", "5x", "nan", "inf", "m", "1m-3s", "1:99", "1:60:00"])
 def test_bad_durations(text):
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -104,6 +110,26 @@ BAD = {
                            "r.yaml:3:37: steps[0].transition: sound file 'gong.wav' does not exist"),
     "duplicate key": ("title: T\ntitle: U\nsteps:\n  - {name: A, say: Hi.}\n", "r.yaml:2:1: title: is given twice"),
     "not utf-8": (b"title: caf\xe9\nsteps: []\n", "r.yaml:1:1: not UTF-8 text"),
+    "seconds past 59": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: '1:99'}\n",
+                        "r.yaml:3:31: steps[0].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got '1:99'"),
+    "null name": ("title: T\nsteps:\n  - {name: null, say: Hi.}\n",
+                  "r.yaml:3:12: steps[0].name: is null, which YAML reads as no value; give a value (in quotes to mean the word)"),
+    "tilde name": ("title: T\nsteps:\n  - {name: ~, say: Hi.}\n",
+                   "r.yaml:3:12: steps[0].name: is ~, which YAML reads as no value"),
+    "invisible say": ('title: T\nsteps:\n  - {name: A, say: "\\u200b\\u2060 \\ufeff"}\n',
+                      "r.yaml:3:20: steps[0].say: has no visible characters (only spaces or zero-width ones); give it some text"),
+    "escape in title": ('title: "T\\e]0;HIJACK\\a"\nsteps:\n  - {name: A, say: Hi.}\n',
+                        "r.yaml:1:8: title: contains the control character '\\x1b'; remove it"),
+    "nul in say": ('title: T\nsteps:\n  - {name: A, say: "Hi.\\0"}\n',
+                   "r.yaml:3:20: steps[0].say: contains the control character '\\x00'; remove it"),
+    "12h hold": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: 12h}\n",
+                 "r.yaml:3:5: steps: the holds add up to 12h by steps[0]; a track may be at most 12h, narration included"),
+    "holds over 12h": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: 5h}\n  - {name: B, say: Hi., hold: 4h, repeat: 2}\n",
+                       "r.yaml:4:5: steps: the holds add up to 13h by steps[1]; a track may be at most 12h"),
+    "device as sound": ("title: T\nsteps:\n  - {name: A, say: Hi., transition: /dev/zero}\n",
+                        "r.yaml:3:37: steps[0].transition: sound file '/dev/zero' is not a regular file"),
+    "device as cover": ("title: T\ncover: /dev/zero\nsteps:\n  - {name: A, say: Hi.}\n",
+                        "r.yaml:2:8: cover: image 'zero' is not a regular file"),
 }
 
 
@@ -138,6 +164,53 @@ def test_validate_reports_good_and_bad_files(cli, tmp_path):
     assert result.exit_code == 2
     assert "ok: " in result.stdout and "back-pain-relief.yaml" in result.stdout
     assert f"error: {bad}:2:8: steps: is empty" in result.stderr
+
+
+def validate_in_a_process(path) -> subprocess.CompletedProcess:
+    """`voiceguide validate PATH` in a process that may take 1 GB at most, for 30 s at most."""
+
+    def limit_memory():
+        resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+
+    return subprocess.run([sys.executable, "-m", "voiceguide", "validate", str(path)], capture_output=True, text=True,
+                          timeout=30, preexec_fn=limit_memory)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="needs a device and a FIFO")
+def test_only_a_regular_file_is_a_routine(tmp_path):
+    """/dev/zero reports size 0 and never ends (it was read until memory ran out); a FIFO hung."""
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        result = validate_in_a_process(path)
+        assert (result.returncode, result.stderr) == (2, f"error: {path}: is not a regular file; a routine is a YAML file\n")
+
+
+def test_a_sound_may_last_a_minute_and_a_background_ten(tmp_path):
+    """Sounds are decoded whole: a 1-hour WAV as a transition took 10 GB."""
+    for name, seconds in (("gong.wav", 61), ("rain-hour.wav", 601), ("rain-loop.wav", 599)):
+        with wave.open(str(tmp_path / name), "wb") as file:  # silence at 8 kHz, 8-bit: small files
+            file.setnchannels(1)
+            file.setsampwidth(1)
+            file.setframerate(8000)
+            file.writeframes(b"\x80" * 8000 * seconds)
+    path = tmp_path / "r.yaml"
+    path.write_text("title: T\nbackground: rain-hour.wav\nsteps:\n  - {name: A, say: Hi., transition: gong.wav}\n")
+    with pytest.raises(RoutineError) as raised:
+        routines.load(path)
+    assert raised.value.problems == [
+        f"{path}:2:13: background: sound file 'rain-hour.wav' lasts 10m1s; a background may last at most 10m: cut it shorter",
+        f"{path}:4:37: steps[0].transition: sound file 'gong.wav' lasts 1m1s; a transition or cue sound may last at most 1m: "
+        "cut it shorter",
+    ]
+    path.write_text("title: T\nbackground: {sound: rain-loop.wav}\nsteps:\n  - {name: A, say: Hi., transition: bowl}\n")
+    assert routines.load(path).background.sound == tmp_path / "rain-loop.wav"
+
+
+def test_text_printed_from_a_file_name_is_shown_not_obeyed(cli, tmp_path):
+    path = tmp_path / "r\x1b]0;HIJACK\x07.yaml"
+    result = cli("validate", path)
+    assert result.stderr == f"error: {tmp_path}/r\\x1b]0;HIJACK\\x07.yaml: no such routine file\n"
 
 
 def test_missing_routine_file(cli, tmp_path):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voiceguide.files import not_a_file
+
 SIZE = 600  # pixels, square
 MARGIN = 60
 MAX_IMAGE_BYTES = 5_000_000
@@ -61,8 +63,9 @@ def image_mime(data: bytes) -> str | None:
 def check_image(path: Path) -> None:
     """ValueError with a message for the user unless `path` is a PNG or JPEG file of fitting size."""
     try:
-        if not path.is_file():
-            raise ValueError(f"image {path.name!r} does not exist (looked in {path.parent})")
+        problem = not_a_file(path)
+        if problem:
+            raise ValueError(f"image {path.name!r} {problem}")
         size = path.stat().st_size
         with path.open("rb") as file:
             start = file.read(8)

@@ -20,10 +20,13 @@ def parse_duration(text: str) -> float:
     try:
         seconds = float(compact)
     except ValueError:
-        match = _DURATION_CLOCK.match(compact) or _DURATION_UNITS.match(compact)
+        clock = _DURATION_CLOCK.match(compact)
+        match = clock or _DURATION_UNITS.match(compact)
         if not match or not any(match.groupdict().values()):
             raise ValueError(text) from None
         parts = {unit: float(value or 0) for unit, value in match.groupdict().items()}
+        if clock and (parts["s"] >= 60 or (clock["h"] and parts["m"] >= 60)):
+            raise ValueError(text) from None  # 1:99 is a typo, not 2m39s
         seconds = parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(text)

@@ -1,4 +1,5 @@
-"""Writing files safely: every output goes to a temporary name and is moved into place when complete."""
+"""Files safely: only regular files are read, and every output goes to a temporary name and is
+moved into place when complete."""
 
 from __future__ import annotations
 
@@ -12,6 +13,19 @@ from voiceguide.errors import OutputError
 
 
 TEMPORARY_SUFFIX = ".tmp"
+
+
+def not_a_file(path: Path) -> str | None:
+    """Why `path` cannot be read as a file ('does not exist (looked in ...)', 'is a folder', ...), or None.
+
+    Only regular files are read: a device reports size 0 and never ends (/dev/zero), and a
+    named pipe may never deliver anything, so reading either would run out of memory or hang.
+    """
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return "is a folder"
+    return "is not a regular file" if path.exists() else f"does not exist (looked in {path.parent})"
 
 
 def remove_stale_temporaries(folder: Path) -> int:

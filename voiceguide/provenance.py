@@ -20,6 +20,7 @@ from typing import Any
 
 from voiceguide import __version__, sounds
 from voiceguide.document import TimelineDocument
+from voiceguide.files import not_a_file
 from voiceguide.routine import Routine
 from voiceguide.timeline import TICK
 from voiceguide.voices.clips import voice_key
@@ -88,7 +89,13 @@ def _sha256(data: bytes) -> str:
 
 
 def file_digest(path: Path) -> str | None:
-    """The file's content digest, or None if it cannot be read; read in pieces, so a long MP3 takes little memory."""
+    """The file's content digest, or None if it cannot be read; read in pieces, so a long MP3 takes little memory.
+
+    Only a regular file is read (a device or a pipe never ends): the routine is digested before it is
+    loaded, and loading then says what is wrong with it.
+    """
+    if not_a_file(path):
+        return None
     try:
         with path.open("rb") as file:
             return hashlib.file_digest(file, "sha256").hexdigest()

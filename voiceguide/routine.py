@@ -11,6 +11,7 @@ import dataclasses
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import yaml
 from voiceguide import cover, sounds
 from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import RoutineError
+from voiceguide.files import not_a_file
 from voiceguide.voices import AUTO, ENGINE_CHOICES
 from voiceguide.voices.choice import VoiceSettings
 from voiceguide.voices.piper_engine import MODEL_SUFFIX
@@ -52,10 +54,20 @@ DEFAULT_LANGUAGE = "en"
 # ---------------------------------------------------------------- value parsers
 
 
+# Letters and symbols that show nothing, like the zero-width characters (category Cf) do.
+INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
 def parse_text(node: yaml.Node, ctx: Context) -> str:
+    """Text to show or say: whitespace made single spaces; no control characters; something visible."""
     text = " ".join(scalar(node).split())
     if not text:
         raise Invalid(node, "is empty; give it some text")
+    control = next((char for char in text if unicodedata.category(char) == "Cc"), None)
+    if control:  # an escape like "\e" or "\0" in a quoted string: it would reach terminals and sidecars
+        raise Invalid(node, f"contains the control character {control!r}; remove it")
+    if all(char in INVISIBLE or unicodedata.category(char) in ("Cf", "Zs", "Mn", "Me") for char in text):
+        raise Invalid(node, "has no visible characters (only spaces or zero-width ones); give it some text")
     if len(text) > MAX_LINE_CHARACTERS:
         raise Invalid(node, f"is {len(text):,} characters; split it into lines of at most {MAX_LINE_CHARACTERS:,}")
     return text
@@ -173,8 +185,9 @@ def parse_voice_name(node: yaml.Node, ctx: Context) -> str:
     if not name.endswith(MODEL_SUFFIX):
         return name
     path = ctx.folder / Path(name).expanduser()
-    if not path.is_file():
-        raise Invalid(node, f"voice model {name!r} does not exist (looked in {ctx.folder})")
+    problem = not_a_file(path)
+    if problem:
+        raise Invalid(node, f"voice model {name!r} {problem}")
     return str(path.absolute())
 
 
@@ -195,22 +208,27 @@ def parse_pronounce(node: yaml.Node, ctx: Context) -> dict[str, str]:
     return spellings
 
 
-def parse_sound(node: yaml.Node, ctx: Context) -> Path | None:
+def parse_sound(node: yaml.Node, ctx: Context, bed: bool = False) -> Path | None:
     """A built-in sound name, a path to an audio file (relative to the routine), or none."""
     value = scalar(node)
     if value.lower() == "none":
         return None
     try:
-        return sounds.resolve(value, ctx.folder)
+        return sounds.resolve(value, ctx.folder, bed)
     except ValueError as error:
         raise Invalid(node, str(error)) from None
 
 
-def parse_sound_required(node: yaml.Node, ctx: Context) -> Path:
-    sound = parse_sound(node, ctx)
+def parse_sound_required(node: yaml.Node, ctx: Context, bed: bool = False) -> Path:
+    sound = parse_sound(node, ctx, bed)
     if sound is None:
         raise Invalid(node, "needs a sound: a built-in name or an audio file")
     return sound
+
+
+def parse_bed(node: yaml.Node, ctx: Context) -> Path:
+    """A background sound: it loops, so it may be longer than a transition or a cue."""
+    return parse_sound_required(node, ctx, bed=True)
 
 
 def parse_image(node: yaml.Node, ctx: Context) -> Path:
@@ -447,14 +465,14 @@ DEFAULTABLE = ("hold", "transition", "countdown", "breathe", "min", "max", "flex
 
 @dataclass(frozen=True)
 class Background:
-    sound: Path = key(parse_sound_required, "a built-in bed (rain, drone) or an audio file, looped")
+    sound: Path = key(parse_bed, "a built-in bed (rain, drone) or an audio file, looped")
     level: float = key(parse_level, "loudness relative to the voice, in dB", default=-22.0)
 
 
 def parse_background(node: yaml.Node, ctx: Context) -> Background | None:
     if isinstance(node, yaml.ScalarNode) and scalar(node).strip().lower() == "none":
         return None
-    return scalar_or_mapping(node, ctx, lambda n, c: Background(sound=parse_sound_required(n, c)), Background)
+    return scalar_or_mapping(node, ctx, lambda n, c: Background(sound=parse_bed(n, c)), Background)
 
 
 def parse_defaults(node: yaml.Node, ctx: Context) -> dict[str, Any]:
@@ -474,13 +492,24 @@ def parse_steps(node: yaml.Node, ctx: Context) -> tuple[Step, ...]:
         raise Invalid(node, f"has {len(node.value):,} steps; a routine may have at most {MAX_STEPS:,}")
     path = ctx.key_path
     steps: list[Step] = []
+    holds, too_long = 0.0, None  # every step speaks too, so holds of 12h in all make the track too long
     for index, item in enumerate(node.value):
         if isinstance(item, yaml.MappingNode) and any(getattr(name, "value", None) == "use" for name, _ in item.value):
-            steps += _used_steps(item, f"{path}[{index}]", ctx)
+            taken = _used_steps(item, f"{path}[{index}]", ctx)
         else:
-            steps.append(parse_mapping(Step, item, f"{path}[{index}]", ctx))
+            taken = [parse_mapping(Step, item, f"{path}[{index}]", ctx)]
+        steps += taken
+        holds += sum(step.hold * step.repeat for step in taken if step)
+        if holds >= MAX_SECONDS and too_long is None:
+            too_long = Invalid(
+                item,
+                f"the holds add up to {format_duration(holds)} by {path}[{index}]; a track may be at most "
+                f"{format_duration(MAX_SECONDS)}, narration included: shorten them",
+            )
     if len(steps) > MAX_STEPS:
         raise Invalid(node, f"has {len(steps):,} steps with those it uses; a routine may have at most {MAX_STEPS:,}")
+    if too_long:
+        raise too_long
     return tuple(steps)
 
 

@@ -11,12 +11,18 @@ import miniaudio
 import numpy as np
 
 from voiceguide import audio, loudness
+from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
+from voiceguide.files import not_a_file
 
 # The top-level sounds/ folder is installed as this package (see pyproject.toml), so the
 # library is found the same way from a checkout, an editable install or a wheel.
 BUILTIN_DIR = Path(str(resources.files("voiceguide._sounds")))
 AUDIO_SUFFIXES = (".wav", ".mp3", ".ogg", ".flac")
+# Sounds are decoded and levelled whole, so their length bounds a build's memory (a 1-hour WAV as
+# a transition took 10 GB): a minute of sound costs about 170 MB at its peak, a minute of bed 25 MB.
+LONGEST_SOUND = 60.0  # seconds, for a transition or a cue: a chime or a gong rings for seconds
+LONGEST_BED = 600.0  # seconds, for a background, which loops: ambient loops run a few minutes
 
 
 def builtin_names() -> list[str]:
@@ -27,11 +33,11 @@ def builtin_path(name: str) -> Path:
     return BUILTIN_DIR / f"{name}.wav"
 
 
-def resolve(spec: str, folder: Path) -> Path:
+def resolve(spec: str, folder: Path, bed: bool = False) -> Path:
     """The file behind a sound spec: a built-in name, or a path relative to `folder`.
 
-    Raises ValueError with a message fit for the user when there is no such sound or the file
-    is not audio.
+    Raises ValueError with a message fit for the user when there is no such sound, the file is
+    not audio, or it is longer than a sound (a background `bed`) may be.
     """
     if spec in builtin_names():
         return builtin_path(spec)
@@ -39,13 +45,18 @@ def resolve(spec: str, folder: Path) -> Path:
     try:
         if not path.suffix and not path.exists():
             raise ValueError(f"unknown sound {spec!r}; built-in sounds are {', '.join(builtin_names())}, or give a path to an audio file")
-        if not path.is_file():
-            raise ValueError(f"sound file {spec!r} does not exist (looked in {folder})")
-        miniaudio.get_file_info(str(path))
+        problem = not_a_file(path)
+        if problem:
+            raise ValueError(f"sound file {spec!r} {problem}")
+        seconds = miniaudio.get_file_info(str(path)).duration
     except miniaudio.DecodeError:
         raise ValueError(f"sound file {spec!r} is not a readable audio file ({', '.join(AUDIO_SUFFIXES)})") from None
     except OSError as error:
         raise ValueError(f"sound file {spec!r} cannot be read: {error.strerror}") from None
+    longest, what = (LONGEST_BED, "a background") if bed else (LONGEST_SOUND, "a transition or cue sound")
+    if seconds > longest:
+        length, most = format_duration(seconds), format_duration(longest)
+        raise ValueError(f"sound file {spec!r} lasts {length}; {what} may last at most {most}: cut it shorter")
     return path
 
 

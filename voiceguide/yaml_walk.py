@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from voiceguide.errors import RoutineError
+from voiceguide.files import not_a_file
 
 MAX_FILE_BYTES = 1_000_000
 MAX_NODES = 200_000  # YAML nodes after aliases and merges are expanded: refuses "alias bombs"
@@ -94,8 +95,10 @@ def scalar(node: yaml.Node) -> str:
     """The text of a single, non-empty value."""
     if not isinstance(node, yaml.ScalarNode):
         raise Invalid(node, f"expected a single value, got {describe(node)}")
-    if node.tag == "tag:yaml.org,2002:null" and node.style is None:
-        raise Invalid(node, "is empty; give it a value")
+    if node.tag == "tag:yaml.org,2002:null" and not node.style:  # unquoted: '' (libyaml) or None
+        if not node.value:
+            raise Invalid(node, "is empty; give it a value")
+        raise Invalid(node, f"is {node.value}, which YAML reads as no value; give a value (in quotes to mean the word)")
     return node.value
 
 
@@ -249,6 +252,11 @@ def _unknown_key_message(name: str | None, fields: dict[str, dataclasses.Field])
 def read_text(path: Path) -> str:
     """A routine file's text; RoutineError if it is missing, too large, or not UTF-8 text."""
     display = str(path)
+    problem = not_a_file(path)
+    if problem and not path.exists():
+        raise RoutineError([f"{display}: no such routine file"])
+    if problem:
+        raise RoutineError([f"{display}: {problem}; a routine is a YAML file"])
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -256,8 +264,6 @@ def read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise RoutineError([f"{display}: no such routine file"]) from None
-    except IsADirectoryError:
-        raise RoutineError([f"{display}: is a folder, not a routine file"]) from None
     except UnicodeDecodeError as error:
         raise RoutineError([f"{display}:1:1: not UTF-8 text ({error.reason} at byte {error.start})"]) from None
     except OSError as error:
