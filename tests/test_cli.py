@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import click
 import pytest
 
@@ -32,3 +39,40 @@ def test_a_bad_option_value_exits_2_with_one_message(cli, tmp_path):
     result = cli("build", tmp_path / "r.yaml", "--length", "soon")
     assert result.exit_code == 2
     assert "expected a duration like 45s" in result.stderr
+
+
+def voiceguide_process(*args) -> subprocess.Popen:
+    """The real CLI in a process of its own, as a shell starts it."""
+    return subprocess.Popen([sys.executable, "-m", "voiceguide", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def short_routine(folder: Path, hold: str = "2s") -> Path:
+    path = folder / "r.yaml"
+    path.write_text(f"title: T\nsteps:\n  - name: A\n    say: Rest your hands.\n    hold: {hold}\n")
+    return path
+
+
+def test_verbose_shows_the_librarys_log_messages(tmp_path):
+    routine, out = short_routine(tmp_path), tmp_path / "out"
+    quiet = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "-q")
+    assert quiet.wait() == 0 and quiet.stderr.read() == ""
+    verbose = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "--force", "-q", "-v")
+    assert verbose.wait() == 0
+    voicing, rendering = verbose.stderr.read().splitlines()[:2]
+    assert voicing.startswith(f"voiceguide.build: voicing {routine} with pyttsx3 ")
+    assert re.fullmatch(rf"voiceguide\.build: rendering {re.escape(str(out / 'r.mp3'))} \(\d+\.\d s\)", rendering)
+
+
+@pytest.mark.parametrize(("how", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_a_build_stopped_by_a_signal_exits_with_128_plus_its_number(how, status, said, tmp_path):
+    routine, out = short_routine(tmp_path, hold="10m"), tmp_path / "out"
+    build = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "-q")
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".r.mp3.*.tmp")):  # rendering
+        assert time.monotonic() < deadline and build.poll() is None, build.stderr.read()
+        time.sleep(0.02)
+    build.send_signal(how)
+    assert build.wait(timeout=30) == status
+    assert build.stderr.read() == f"\n{said}; earlier outputs are unchanged\n"
+    assert not list(out.glob("*.mp3*")) and not list(out.glob(".*.tmp"))

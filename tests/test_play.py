@@ -134,6 +134,18 @@ def test_keys_pause_and_skip_steps_on_a_terminal(tmp_path):
         os.close(follower)
 
 
+def test_a_chapter_title_with_control_characters_is_shown_not_obeyed(cli, null_audio, tmp_path):
+    """An MP3 from anywhere may carry a title that would set the terminal's title ("\\e]0;...\\a")."""
+    path = tmp_path / "hostile.mp3"
+    step = audio.samples(0.2)
+    write_tags(path, Tags(title="Hostile"), [Chapter("T\x1b]0;HIJACK\x07", 0, step)])
+    with path.open("r+b") as file:
+        encode_mp3([np.zeros(step, dtype=np.int16)], file)
+    result = cli("play", path)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "0:00 T\\x1b]0;HIJACK\\x07 (1/1)"
+
+
 def test_no_audio_device_is_one_clear_line(cli, track, monkeypatch):
     monkeypatch.setenv(BACKEND_VARIABLE, FOREIGN_BACKEND)
     result = cli("play", track)

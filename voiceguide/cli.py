@@ -7,12 +7,14 @@ exit status 2; nothing else here knows how the work is done.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import signal
 import sys
 import threading
 import time
+import unicodedata
 from pathlib import Path
 
 import click
@@ -49,13 +51,37 @@ def _user_errors(command):
             return command(*args, **kwargs)
         except VoiceguideError as error:
             for line in _error_lines(error):
-                click.echo(f"error: {line}", err=True)
+                _echo(f"error: {line}", err=True)
             sys.exit(EXIT_USER_ERROR)
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted; earlier outputs are unchanged", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as stop:
+            how = "terminated" if isinstance(stop, _Terminated) else "interrupted"
+            _echo(f"\n{how}; earlier outputs are unchanged", err=True)
+            sys.exit(_stop_status(stop))
 
     return wrapper
+
+
+class _Terminated(KeyboardInterrupt):
+    """A polite kill (SIGTERM): unwinds like Ctrl-C, so half-written files are removed on the way out."""
+
+
+def _interrupt(signum, frame) -> None:
+    raise _Terminated
+
+
+def _stop_status(stop: KeyboardInterrupt) -> int:
+    """What a shell expects of a process a signal stopped: 128 + its number (130 for Ctrl-C, 143 for SIGTERM)."""
+    return 128 + (signal.SIGTERM if isinstance(stop, _Terminated) else signal.SIGINT)
+
+
+def _echo(message: str = "", err: bool = False, nl: bool = True) -> None:
+    """click.echo through _printable: what is printed may come from a routine, an MP3 or a file name."""
+    click.echo(_printable(message), err=err, nl=nl)
+
+
+def _printable(text: str) -> str:
+    """`text` with control characters (ESC, BEL, NUL, ...) written as escapes: a terminal shows, never obeys, them."""
+    return "".join(char if char == "\n" or unicodedata.category(char) != "Cc" else repr(char)[1:-1] for char in text)
 
 
 def _error_lines(error: VoiceguideError) -> list[str]:
@@ -117,15 +143,10 @@ def main() -> None:
       voiceguide validate routines/back-pain-relief.yaml
       voiceguide build routines/back-pain-relief.yaml    # -> build/back-pain-relief.mp3
     """
-    # A polite kill (SIGTERM) unwinds like Ctrl-C, so half-written files are removed on the way out.
     # Ctrl-C is restored too, for a process started with SIGINT ignored (a shell's background job).
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 class _Lengths(click.ParamType):
@@ -217,9 +238,9 @@ def _voice_options(command):
 
 def _echo_warnings(timeline) -> None:
     for warning in timeline.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        _echo(f"warning: {warning}", err=True)
     for note in timeline.notes:
-        click.echo(f"note: {note}", err=True)
+        _echo(f"note: {note}", err=True)
 
 
 def _format_option(command):
@@ -231,6 +252,32 @@ def _format_option(command):
 
 def _quiet_option(command):
     return click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")(command)
+
+
+def _verbose_option(command):
+    return click.option(
+        "-v", "--verbose", is_flag=True, expose_value=False, callback=_show_log,
+        help="Also print each stage of the work as it starts (the library's log messages).",
+    )(command)
+
+
+_LOG = logging.StreamHandler()
+
+
+def _show_log(ctx, param, verbose: bool) -> None:
+    """Send voiceguide's log messages (INFO and up) to stderr with -v; by default only its warnings show."""
+    library = logging.getLogger("voiceguide")
+    library.removeHandler(_LOG)
+    if verbose:
+        _LOG.setStream(sys.stderr)
+        _LOG.setFormatter(_PrintableFormatter("%(name)s: %(message)s"))
+        library.addHandler(_LOG)
+    library.setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+class _PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return _printable(super().format(record))
 
 
 def _routines_argument(command):
@@ -266,35 +313,35 @@ class _TerminalReporter(Reporter):
 
     def voice_chosen(self, request: VoiceRequest) -> None:
         if not self.quiet:
-            click.echo(f"voice: {request}")
+            _echo(f"voice: {request}")
 
     def saved(self, routine: Path, files: list[Path]) -> None:
         if not self.quiet:
-            click.echo(f"saved: {', '.join(str(path) for path in files)}")
+            _echo(f"saved: {', '.join(str(path) for path in files)}")
 
     def finished(self, outcome: Outcome) -> None:
         self.bar.clear()
         if outcome.error is not None:
             for line in _error_lines(outcome.error):
                 named = not self.several or line.startswith(str(outcome.routine))  # as a routine's problems do
-                click.echo(f"error: {'' if named else f'{outcome.routine}: '}{line}", err=True)
+                _echo(f"error: {'' if named else f'{outcome.routine}: '}{line}", err=True)
             return
         if self.quiet:
             return
         result = outcome.result
         if isinstance(result, UpToDate):
-            click.echo(f"up to date: {result.output}")
+            _echo(f"up to date: {result.output}")
             return
         _echo_warnings(result.timeline)
-        click.echo(
+        _echo(
             f"built {result.output} ({_duration(result.timeline.length)}, "
             f"{words.count(len(result.timeline.chapters), 'chapter')}, "
             f"{result.loudness:.1f} LUFS, {result.true_peak:.1f} dBTP): "
             f"{words.count(result.clips_reused, 'clip')} reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
         if result.changes:
-            click.echo(f"changed: {'; '.join(result.changes)}")
-        click.echo(f"beside it: {', '.join(path.name for path in result.files)}")
+            _echo(f"changed: {'; '.join(result.changes)}")
+        _echo(f"beside it: {', '.join(path.name for path in result.files)}")
 
     def total(self, outcomes: list[Outcome]) -> None:
         """Counts of what was built, when there were several routines or lengths; exit 2 if any failed."""
@@ -304,7 +351,7 @@ class _TerminalReporter(Reporter):
             built = sum(1 for outcome in outcomes if isinstance(outcome.result, BuildResult))
             fresh = sum(1 for outcome in outcomes if isinstance(outcome.result, UpToDate))
             noun = "track" if self.lengths > 1 else "routine"
-            click.echo(f"{words.count(asked, noun)}: {built} built, {fresh} up to date, {asked - built - fresh} failed")
+            _echo(f"{words.count(asked, noun)}: {built} built, {fresh} up to date, {asked - built - fresh} failed")
         if any(outcome.error is not None for outcome in outcomes):
             sys.exit(EXIT_USER_ERROR)
 
@@ -322,6 +369,7 @@ def _build_choices(command):
 @_build_choices
 @click.option("--force", is_flag=True, help="Build even the routines that are up to date.")
 @_quiet_option
+@_verbose_option
 @_user_errors
 def build(
     paths: tuple[Path, ...], output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
@@ -363,6 +411,7 @@ def build(
 @main.command(name="watch")
 @_build_choices
 @_quiet_option
+@_verbose_option
 @_user_errors
 def watch_command(
     paths: tuple[Path, ...], output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
@@ -381,12 +430,14 @@ def watch_command(
     """
     reporter = _TerminalReporter(quiet, _several(paths), len(lengths) if lengths else 1)
     if not quiet:
-        click.echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
+        _echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
     try:
         watch_routines(paths, _build_options(output_dir, lengths, fill, voice, jobs, formats), reporter)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         reporter.bar.clear()
-        click.echo("stopped watching")
+        _echo("stopped watching")
+        if isinstance(stop, _Terminated):
+            sys.exit(_stop_status(stop))
 
 
 def _duration(samples: int) -> str:
@@ -412,22 +463,22 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str,
     """
     result = plan_routine(routine, length, fill == "repeat", output_dir, voice)
     timeline = result.timeline
-    click.echo(
+    _echo(
         f"{timeline.title}: {_duration(timeline.length)} "
         f"(speech: {words.count(result.lines_measured, 'line')} from cached clips, {result.lines_estimated} estimated)"
     )
-    click.echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'pauses':>7} {'hold':>8}  cues")
+    _echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'pauses':>7} {'hold':>8}  cues")
     for index, chapter in enumerate(timeline.chapters):
         events = [event for event in timeline.events if event.chapter == index]
         speech = sum(event.length for event in events if event.kind == "speech" and not event.cue)
         pauses = sum(event.length for event in events if event.kind == "pause")
         hold = sum(event.length for event in events if event.kind == "hold")
         cues = len([event for event in events if event.cue])
-        click.echo(
+        _echo(
             f"{clock(audio.seconds(chapter.start)):>7}  {chapter.title[:40]:<40} {_duration(speech):>8} "
             f"{_duration(pauses) if pauses else '-':>7} {_duration(hold) if hold else '-':>8}  {cues or ''}"
         )
-    click.echo(f"{clock(audio.seconds(timeline.length)):>7}  end")
+    _echo(f"{clock(audio.seconds(timeline.length)):>7}  end")
     _echo_warnings(timeline)
 
 
@@ -459,9 +510,9 @@ def preview_command(
         result = preview(routine, step, output_dir, voice, workers=jobs, play=not no_play, reporter=reporter)
     finally:
         reporter.bar.clear()
-    click.echo(f"wrote {result.output} ({audio.seconds(result.length):.1f}s)")
+    _echo(f"wrote {result.output} ({audio.seconds(result.length):.1f}s)")
     if result.played:
-        click.echo(result.played)
+        _echo(result.played)
 
 
 @main.command(name="voices")
@@ -489,23 +540,23 @@ def voices_command(routine: Path | None, engine: str | None, language: str | Non
     found = catalogue(language, [engine] if engine else ENGINE_NAMES, every)
     for listing in found.engines:
         if listing.missing:
-            click.echo(f"{listing.engine}: {listing.missing}")
+            _echo(f"{listing.engine}: {listing.missing}")
             continue
         if every:
             voices = words.count(len(listing.voices), "voice")
-            click.echo(f"{listing.engine}: {voices}, {listing.matching} for {found.language} first")
+            _echo(f"{listing.engine}: {voices}, {listing.matching} for {found.language} first")
         else:
-            click.echo(f"{listing.engine}: {words.count(listing.matching, 'voice')} for {found.language}")
+            _echo(f"{listing.engine}: {words.count(listing.matching, 'voice')} for {found.language}")
         width = max((len(voice.name) for voice in listing.voices), default=0)
         for voice in listing.voices:
-            click.echo(f"  {voice.name:<{width}}  {', '.join(voice.languages)}")
+            _echo(f"  {voice.name:<{width}}  {', '.join(voice.languages)}")
     if found.more:
-        click.echo(f"'voiceguide voices --all' lists {words.count(found.more, 'more voice')}, in other languages")
+        _echo(f"'voiceguide voices --all' lists {words.count(found.more, 'more voice')}, in other languages")
     example = next((listing for listing in found.engines if listing.matching), None)
     if example:
-        click.echo(f"In a routine:  voice: {{engine: {example.engine}, name: {example.voices[0].name}}}")
+        _echo(f"In a routine:  voice: {{engine: {example.engine}, name: {example.voices[0].name}}}")
     else:
-        click.echo(f"No voice here speaks {found.language}.")
+        _echo(f"No voice here speaks {found.language}.")
 
 
 @main.command(name="new")
@@ -523,7 +574,7 @@ def new_command(name: str, folder: Path) -> None:
       voiceguide new back-rub          # -> routines/back-rub.yaml
     """
     path = new_routine(name, folder)
-    click.echo(f"wrote {path}; edit it, and 'voiceguide watch {path}' builds it again at each save")
+    _echo(f"wrote {path}; edit it, and 'voiceguide watch {path}' builds it again at each save")
 
 
 @main.command()
@@ -547,7 +598,7 @@ def validate(routines_to_check: tuple[Path, ...]) -> None:
         except VoiceguideError as error:
             problems.extend(error.problems if isinstance(error, RoutineError) else [f"{path}: {error}"])
         else:
-            click.echo(f"ok: {path} ({words.count(len(result.routine.steps), 'step')})")
+            _echo(f"ok: {path} ({words.count(len(result.routine.steps), 'step')})")
             _echo_warnings(result.timeline)
     if problems:
         raise RoutineError(problems)
@@ -565,7 +616,7 @@ class _NowPlaying:
         track, index = status.track, status.chapter
         if self.live:
             if status.keys and not self.helped:
-                click.echo(KEY_HELP)
+                _echo(KEY_HELP)
                 self.helped = True
             paused = "  (paused)" if status.paused else ""
             position = f"{_tenths(status.seconds)} / {clock(track.length)}"
@@ -573,12 +624,12 @@ class _NowPlaying:
             return
         passed = range(self.shown + 1, index + 1) if index > self.shown else [index] if index < self.shown else []
         for step in passed:  # every step reached, even one shorter than a tick
-            click.echo(f"{clock(track.chapters[step].start)} {self._step(track, step)}")
+            _echo(f"{clock(track.chapters[step].start)} {self._step(track, step)}")
         self.shown = index
 
     @staticmethod
     def _step(track: Track, index: int) -> str:
-        return f"{track.chapters[index].title} ({index + 1}/{len(track.chapters)})"
+        return _printable(f"{track.chapters[index].title} ({index + 1}/{len(track.chapters)})")  # titles from any MP3
 
     def clear(self) -> None:
         if self.live:
@@ -608,31 +659,33 @@ def play_command(track: Path) -> None:
     display = _NowPlaying(live=sys.stdout.isatty())
     try:
         status = play_track(track, show=display)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         display.clear()
-        click.echo("stopped")
+        _echo("stopped")
+        if isinstance(stop, _Terminated):
+            sys.exit(_stop_status(stop))
         return
     display.clear()
     if status.ended:
-        click.echo(f"played {track} ({format_duration(status.track.length)})")
+        _echo(f"played {track} ({format_duration(status.track.length)})")
     else:
-        click.echo(f"stopped at {_tenths(status.seconds)} in {status.track.chapters[status.chapter].title}")
+        _echo(f"stopped at {_tenths(status.seconds)} in {status.track.chapters[status.chapter].title}")
 
 
 def _show_serving(serving: Serving) -> None:
-    click.echo(
+    _echo(
         f"serving {words.count(serving.tracks, 'track')} of {words.count(serving.routines, 'routine')} "
         f"from {serving.folder}; Ctrl-C stops"
     )
     if serving.reachable:
-        click.echo(f"note: {serving.reachable}")
+        _echo(f"note: {serving.reachable}")
     else:
-        click.echo("On a phone on the same network, open this address, or scan the code with its camera:")
-    click.echo(f"\n  {serving.urls[0]}\n")
-    click.echo(qr_code(serving.urls[0]))
-    click.echo(f"podcast feed: {serving.urls[0]}{FEED}")
+        _echo("On a phone on the same network, open this address, or scan the code with its camera:")
+    _echo(f"\n  {serving.urls[0]}\n")
+    _echo(qr_code(serving.urls[0]))
+    _echo(f"podcast feed: {serving.urls[0]}{FEED}")
     for other in serving.urls[1:]:
-        click.echo(f"also at: {other}")
+        _echo(f"also at: {other}")
 
 
 @main.command(name="serve")
@@ -657,8 +710,10 @@ def serve_command(folder: Path, port: int, host: str) -> None:
     """
     try:
         serve(folder, host, port, on_ready=_show_serving)
-    except KeyboardInterrupt:
-        click.echo("stopped serving")
+    except KeyboardInterrupt as stop:
+        _echo("stopped serving")
+        if isinstance(stop, _Terminated):
+            sys.exit(_stop_status(stop))
 
 
 def _megabytes(size: int) -> str:
@@ -679,7 +734,7 @@ def cache_command(context: click.Context, output_dir: Path) -> None:
     """
     if context.invoked_subcommand is None:
         usage = ClipCache(output_dir / "cache").usage()
-        click.echo(f"{output_dir / 'cache'}: {words.count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
+        _echo(f"{output_dir / 'cache'}: {words.count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
 
 
 @cache_command.command(name="prune")
@@ -700,7 +755,7 @@ def prune_command(paths: tuple[Path, ...], output_dir: Path) -> None:
       voiceguide cache prune routines/ my-routines/
     """
     result = prune_cache(paths, output_dir)
-    click.echo(
+    _echo(
         f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) "
         "that no routine uses; "
         f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {words.count(result.routines, 'routine')}"
