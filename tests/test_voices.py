@@ -273,6 +273,30 @@ def test_a_long_line_without_a_full_stop_is_voiced_in_bounded_memory(tmp_path):
     assert "q" * 10 not in quiet  # the pieces are joined without a gap of half a second
 
 
+# ---------------------------------------------------------------- what the engines leave behind
+
+# onnxruntime collects nothing where these say it runs in CI; the test must see what a user's machine sees.
+CI_MARKERS = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID",
+              "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER", "ORT_DISABLE_TELEMETRY")
+
+
+@pytest.mark.parametrize("engine", ["pyttsx3", pytest.param("piper", marks=needs_piper)])
+def test_building_and_listing_voices_write_nothing_in_home_or_the_temporary_folder(engine, tmp_path):
+    """Under Piper, onnxruntime wrote a device id and an event store under ~/.cache/Microsoft (for telemetry
+    it uploads) and left a .ses file in the temporary folder."""
+    home, temporary = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temporary.mkdir()
+    env = {name: value for name, value in os.environ.items() if name not in CI_MARKERS and name != "XDG_CACHE_HOME"}
+    env.update(HOME=str(home), TMPDIR=str(temporary))
+    for command in (["build", FIXTURES / "two-steps.yaml", "-o", tmp_path / "out", "--engine", engine, "-q"],
+                    ["voices", "--engine", engine]):
+        done = subprocess.run([sys.executable, "-m", "voiceguide", *map(str, command)], env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+    assert [str(path.relative_to(tmp_path)) for path in (*home.rglob("*"), *temporary.rglob("*"))] == []
+
+
 # ---------------------------------------------------------------- pronunciation
 
 

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from voiceguide.voices import AUTO, ENGINE_NAMES, NEURAL_ENGINES, engine_class
 from voiceguide.voices.engine import VoiceInfo, close_matches_hint, pick_voice, speaks
 from voiceguide.voices.piper_engine import MODEL_SUFFIX, PiperEngine, model_voice
 from voiceguide.voices.pool import STARTUP_SECONDS, VoiceRequest
+from voiceguide.voices.worker import environment as worker_environment
 
 FALLBACK_ENGINE = "pyttsx3"
 DEFAULT_LANGUAGE = "en"  # the user's, when their locale names none
@@ -69,7 +71,10 @@ def list_voices(engines: Iterable[str] = ENGINE_NAMES) -> list[EngineVoices]:
     """The voices of each engine, listed in a worker process."""
     command = [sys.executable, "-m", "voiceguide.voices.worker", "--list", *engines]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=STARTUP_SECONDS)
+        with tempfile.TemporaryDirectory(prefix="voiceguide-worker-") as scratch:
+            done = subprocess.run(
+                command, capture_output=True, text=True, timeout=STARTUP_SECONDS, env=worker_environment(Path(scratch))
+            )
     except subprocess.TimeoutExpired:
         raise SynthesisError(f"listing voices took over {STARTUP_SECONDS:.0f}s: {' '.join(command)}") from None
     try:

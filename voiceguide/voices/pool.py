@@ -7,6 +7,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from typing import Callable
 
 from voiceguide.errors import SynthesisError, VoiceguideError, last_line
 from voiceguide.voices.engine import VoiceInfo
+from voiceguide.voices.worker import environment as worker_environment
 
 STARTUP_SECONDS = 60.0
 # How a worker process is started; its arguments (engine, voice id, language) are appended.
@@ -80,10 +82,12 @@ class _Worker:
         self.command = " ".join(command)
         self.process: subprocess.Popen | None = None
         self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._scratch = Path(tempfile.mkdtemp(prefix="voiceguide-worker-"))  # its temporary folder
         self._replies: queue.Queue[str | None] = queue.Queue()
         try:
             self.process = subprocess.Popen(
-                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1,
+                env=worker_environment(self._scratch),
             )
             threading.Thread(target=self._read_replies, daemon=True).start()
             hello = self._reply(STARTUP_SECONDS)
@@ -134,7 +138,7 @@ class _Worker:
             raise _WorkerFault(reply["error"])
 
     def close(self, kill: bool = False) -> None:
-        """Stop the process (at once with `kill`: it is at fault) and remove its stderr file."""
+        """Stop the process (at once with `kill`: it is at fault) and remove its stderr file and temporary folder."""
         try:
             if self.process is not None:
                 if kill:
@@ -148,6 +152,7 @@ class _Worker:
                     self.process.wait()
         finally:
             self._stderr.close()
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def synthesize(

@@ -8,6 +8,9 @@ original stdout and everything else printed goes to stderr.
 `python -m voiceguide.voices.worker --list ENGINE...` instead answers one line, for each engine
 its voices or why it is missing: {"pyttsx3": {"voices": [...]}, "piper": {"missing": ...}}.
 Listing can load an engine, so it runs here too, never in the build process.
+
+A worker runs in `environment()`: its temporary files go to a folder its parent removes, and the
+Piper runtime is kept from writing under the user's home.
 """
 
 from __future__ import annotations
@@ -21,6 +24,19 @@ from typing import Any
 
 from voiceguide.errors import VoiceguideError
 from voiceguide.voices import engine_class
+
+
+def environment(scratch: Path) -> dict[str, str]:
+    """The environment to start a worker in: temporary files in `scratch`, and no telemetry.
+
+    onnxruntime (under Piper) starts Microsoft's telemetry when imported: it writes a device id
+    and an event store under ~/.cache/Microsoft/DeveloperTools and a `.ses` session file in the
+    temporary folder, and uploads to mobile.events.data.microsoft.com. ORT_DISABLE_TELEMETRY
+    stops all of it (ORT_TELEMETRY_DISABLED, which its privacy notes name, does not in 1.32). Any
+    temporary file an engine leaves, even when killed, goes with `scratch`, which the parent removes.
+    """
+    temporary = {name: str(scratch) for name in ("TMPDIR", "TEMP", "TMP")}
+    return {**os.environ, **temporary, "ORT_DISABLE_TELEMETRY": "1"}
 
 
 def main(engine_name: str, voice: str, language: str) -> None:
