@@ -25,8 +25,8 @@ EXPECTED_SECONDS = {
     "tick": 0.06,
     "breathe-in": 4.0,
     "breathe-out": 4.0,
-    "rain": soundgen.BED_SECONDS,
-    "drone": soundgen.BED_SECONDS,
+    "rain": 24.0,
+    "drone": 24.0,
 }
 PEAK_DBFS = {
     "chime": -6.0,
@@ -123,7 +123,7 @@ def test_one_shots_start_and_end_in_silence(audio, name):
 
 @pytest.mark.parametrize(
     ("name", "fundamental_hz"),
-    [("chime", 660.0), ("bell", soundgen.BELL_FUNDAMENTAL_HZ), ("bowl", soundgen.BOWL_FUNDAMENTAL_HZ)],
+    [("chime", 660.0), ("bell", 1046.5), ("bowl", 256.0)],  # E5; C6, a small high bell; a low singing bowl
 )
 def test_bells_strongest_peak_is_the_fundamental(audio, name, fundamental_hz):
     assert dominant_hz(audio[name]) == pytest.approx(fundamental_hz, abs=5.0)
