@@ -6,13 +6,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import click
 import pytest
 
 from voiceguide.cli import main
+
+from conftest import wait_for, write_steps
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -22,7 +22,7 @@ def all_commands(group: click.Group, prefix=()):
             yield from all_commands(command, (*prefix, name))
 
 
-@pytest.mark.parametrize("command", list(all_commands(main)), ids=" ".join)
+@pytest.mark.parametrize("command", [(), *all_commands(main)], ids=lambda command: " ".join(("voiceguide", *command)))
 def test_every_command_has_help_with_an_example(cli, command):
     result = cli(*command, "--help")
     assert result.exit_code == 0
@@ -47,14 +47,8 @@ def voiceguide_process(*args) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def short_routine(folder: Path, hold: str = "2s") -> Path:
-    path = folder / "r.yaml"
-    path.write_text(f"title: T\nsteps:\n  - name: A\n    say: Rest your hands.\n    hold: {hold}\n")
-    return path
-
-
 def test_verbose_shows_the_librarys_log_messages(tmp_path):
-    routine, out = short_routine(tmp_path), tmp_path / "out"
+    routine, out = write_steps(tmp_path, "r", ["Rest your hands."]), tmp_path / "out"
     quiet = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "-q")
     assert quiet.wait() == 0 and quiet.stderr.read() == ""
     verbose = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "--force", "-q", "-v")
@@ -66,12 +60,9 @@ def test_verbose_shows_the_librarys_log_messages(tmp_path):
 
 @pytest.mark.parametrize(("how", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_a_build_stopped_by_a_signal_exits_with_128_plus_its_number(how, status, said, tmp_path):
-    routine, out = short_routine(tmp_path, hold="10m"), tmp_path / "out"
+    routine, out = write_steps(tmp_path, "r", ["Rest your hands."], hold="10m"), tmp_path / "out"
     build = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "-q")
-    deadline = time.monotonic() + 60
-    while not list(out.glob(".r.mp3.*.tmp")):  # rendering
-        assert time.monotonic() < deadline and build.poll() is None, build.stderr.read()
-        time.sleep(0.02)
+    wait_for(lambda: list(out.glob(".r.mp3.*.tmp")))  # rendering
     build.send_signal(how)
     assert build.wait(timeout=30) == status
     assert build.stderr.read() == f"\n{said}; earlier outputs are unchanged\n"

@@ -355,9 +355,3 @@ def test_progress_is_a_bar_with_the_time_left_on_a_terminal(monkeypatch, capsys)
         "voicing [########################] 10/10 clips\x1b[K",
         "\x1b[K",
     ]
-
-
-@pytest.mark.parametrize("command", [["build"], ["watch"], ["cache"], ["cache", "prune"]])
-def test_edit_loop_commands_have_help_with_an_example(command):
-    result = run_cli(*command, "--help")
-    assert result.exit_code == 0 and "Example" in result.stdout
