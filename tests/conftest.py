@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +22,13 @@ import pytest
 from click.testing import CliRunner
 from scipy.signal import resample_poly
 
+from voiceguide import audio, loudness
+from voiceguide import routine as routines
 from voiceguide.cli import main
 
 SAMPLE_RATE = 44_100
+SPEECH_DB = -40  # a 20 ms window this loud holds voice
+SILENCE_DB = -70  # a hold is quieter than this
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROUTINES = REPO / "routines"
@@ -216,3 +221,43 @@ def _read_until(process: subprocess.Popen, lines: queue.Queue, start: str, secon
             exited = process.poll() is not None
             assert not exited and time.monotonic() < deadline, "".join(read) + (process.stderr.read() if exited else "")
     return read
+
+
+def assert_speech_where_planned(mp3: Path) -> None:
+    """The MP3 decodes to its timeline's length, with voice in every speech event and silence in every hold."""
+    samples = decode(mp3)
+    plan = read_plan(mp3)
+    assert abs(len(samples) / SAMPLE_RATE - plan["length"]) < 0.05
+    for event in plan["events"]:
+        levels = window_levels(span(samples, event["start"], event["end"]))
+        if event["kind"] == "speech":
+            assert np.mean(levels > SPEECH_DB) > 0.5, f"little voice in {event['text']!r}"
+        elif event["kind"] == "hold":
+            assert levels.max() < SILENCE_DB, f"hold at {event['start']}s is not silent"
+
+
+def measure(samples: np.ndarray) -> loudness.Meter:
+    """voiceguide's own meter, fed `samples` at once."""
+    meter = loudness.Meter()
+    meter.feed(samples)
+    return meter
+
+
+def load_routine_text(folder: Path, text: str) -> routines.Routine:
+    """Write `text` (dedented) as FOLDER/r.yaml and load it."""
+    path = folder / "r.yaml"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return routines.load(path)
+
+
+def write_steps(folder: Path, name: str, lines: list[str], hold: str = "2s") -> Path:
+    """A routine FOLDER/NAME.yaml with one step per line, each with `hold`."""
+    path = folder / f"{name}.yaml"
+    steps = "".join(f"  - name: Step {i + 1}\n    say: {line}\n    hold: {hold}\n" for i, line in enumerate(lines))
+    path.write_text(f"title: {name}\nsteps:\n{steps}")
+    return path
+
+
+def sound_length(path: Path) -> int:
+    """A stand-in for sounds' real lengths, for planning without decoding: ticks are short, the rest 2 s."""
+    return audio.samples(0.06 if path.stem == "tick" else 2.0)

@@ -12,10 +12,7 @@ from click.testing import CliRunner
 
 from voiceguide.cli import main
 
-from conftest import FIXTURES, SAMPLE_RATE, decode, level_db, read_plan, span, window_levels
-
-SPEECH_DB = -40  # a window this loud holds voice
-SILENCE_DB = -70  # a hold is quieter than this
+from conftest import FIXTURES, SAMPLE_RATE, assert_speech_where_planned, decode, level_db, read_plan, span
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +62,7 @@ def test_plan_follows_the_routine(built):
 
 def test_speech_where_planned_and_holds_silent(built):
     _, mp3, _ = built
-    samples = decode(mp3)
-    for event in read_plan(mp3)["events"]:
-        levels = window_levels(span(samples, event["start"], event["end"]))
-        if event["kind"] == "speech":
-            assert np.mean(levels > SPEECH_DB) > 0.5, f"little voice in {event['text']!r}"
-        elif event["kind"] == "hold":
-            assert levels.max() < SILENCE_DB, f"hold at {event['start']}s is not silent"
+    assert_speech_where_planned(mp3)
 
 
 def test_transition_sound_is_audible_between_steps(built):

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 
 import click
 import pytest
 
 from voiceguide.cli import main
 
-from conftest import wait_for, write_steps
+from conftest import voiceguide_process, wait_for, write_steps
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -41,19 +39,14 @@ def test_a_bad_option_value_exits_2_with_one_message(cli, tmp_path):
     assert "expected a duration like 45s" in result.stderr
 
 
-def voiceguide_process(*args) -> subprocess.Popen:
-    """The real CLI in a process of its own, as a shell starts it."""
-    return subprocess.Popen([sys.executable, "-m", "voiceguide", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def test_verbose_shows_the_librarys_log_messages(tmp_path):
     routine, out = write_steps(tmp_path, "r", ["Rest your hands."]), tmp_path / "out"
-    quiet = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "-q")
-    assert quiet.wait() == 0 and quiet.stderr.read() == ""
-    verbose = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "--force", "-q", "-v")
-    assert verbose.wait() == 0
-    voicing, rendering = verbose.stderr.read().splitlines()[:2]
+    build = ("build", str(routine), "-o", str(out), "--engine", "pyttsx3", "-q")
+    with voiceguide_process(tmp_path, *build) as (quiet, _):
+        assert quiet.wait(60) == 0 and quiet.stderr.read() == ""
+    with voiceguide_process(tmp_path, *build, "--force", "-v") as (verbose, _):
+        assert verbose.wait(60) == 0
+        voicing, rendering = verbose.stderr.read().splitlines()[:2]
     assert voicing.startswith(f"voiceguide.build: voicing {routine} with pyttsx3 ")
     assert re.fullmatch(rf"voiceguide\.build: rendering {re.escape(str(out / 'r.mp3'))} \(\d+\.\d s\)", rendering)
 
@@ -61,9 +54,9 @@ def test_verbose_shows_the_librarys_log_messages(tmp_path):
 @pytest.mark.parametrize(("how", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
 def test_a_build_stopped_by_a_signal_exits_with_128_plus_its_number(how, status, said, tmp_path):
     routine, out = write_steps(tmp_path, "r", ["Rest your hands."], hold="10m"), tmp_path / "out"
-    build = voiceguide_process("build", routine, "-o", out, "--engine", "pyttsx3", "-q")
-    wait_for(lambda: list(out.glob(".r.mp3.*.tmp")))  # rendering
-    build.send_signal(how)
-    assert build.wait(timeout=30) == status
-    assert build.stderr.read() == f"\n{said}; earlier outputs are unchanged\n"
+    with voiceguide_process(tmp_path, "build", str(routine), "-o", str(out), "--engine", "pyttsx3", "-q") as (build, _):
+        wait_for(lambda: list(out.glob(".r.mp3.*.tmp")), 60)  # rendering
+        build.send_signal(how)
+        assert build.wait(30) == status
+        assert build.stderr.read() == f"\n{said}; earlier outputs are unchanged\n"
     assert not list(out.glob("*.mp3*")) and not list(out.glob(".*.tmp"))

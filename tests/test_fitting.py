@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import textwrap
 
 import pytest
 
-from voiceguide import audio, routine as routines, timeline
+from voiceguide import audio, timeline
 from voiceguide.errors import VoiceguideError
 from voiceguide.fitting import Hold, Unreachable, fit
+
+from conftest import load_routine_text, sound_length
 
 
 def test_fit_scales_holds_in_proportion_to_their_length():
@@ -68,18 +69,8 @@ ROUTINE = """\
     """
 
 
-def make(tmp_path, text=ROUTINE):
-    path = tmp_path / "r.yaml"
-    path.write_text(textwrap.dedent(text))
-    return routines.load(path)
-
-
 def speech(routine):
     return {text: audio.samples(1 + len(text) / 20) for text in timeline.spoken_lines(routine)}
-
-
-def sound_length(path):
-    return audio.samples(0.06 if path.stem == "tick" else 2.0)
 
 
 def holds_of(plan):
@@ -88,7 +79,7 @@ def holds_of(plan):
 
 @pytest.mark.parametrize("factor", [0.5, 1, 2, 2.5])
 def test_plan_to_a_length_is_exact_and_bounds_hold(tmp_path, factor):
-    routine = make(tmp_path)
+    routine = load_routine_text(tmp_path, ROUTINE)
     natural = timeline.plan(routine, speech(routine), sound_length)
     target = round(natural.length * factor) + 17  # an awkward number of samples
     fitted = timeline.plan(routine, speech(routine), sound_length, length=target)
@@ -100,7 +91,7 @@ def test_plan_to_a_length_is_exact_and_bounds_hold(tmp_path, factor):
 
 
 def test_cues_are_placed_again_in_the_fitted_hold(tmp_path):
-    routine = make(tmp_path)
+    routine = load_routine_text(tmp_path, ROUTINE)
     fitted = timeline.plan(routine, speech(routine), sound_length, length=audio.samples(300))
     hold = next(event for event in fitted.of_kind("hold") if event.chapter == 0)
     halfway = next(event for event in fitted.events if event.text == "Halfway.")
@@ -110,7 +101,7 @@ def test_cues_are_placed_again_in_the_fitted_hold(tmp_path):
 
 
 def test_weights_take_more_of_the_stretch(tmp_path):
-    routine = make(tmp_path)
+    routine = load_routine_text(tmp_path, ROUTINE)
     natural = timeline.plan(routine, speech(routine), sound_length)
     fitted = timeline.plan(routine, speech(routine), sound_length, length=natural.length + audio.samples(60))
     before, after = holds_of(natural), holds_of(fitted)
@@ -119,7 +110,7 @@ def test_weights_take_more_of_the_stretch(tmp_path):
 
 
 def test_unreachable_length_says_the_range(tmp_path):
-    routine = make(tmp_path)
+    routine = load_routine_text(tmp_path, ROUTINE)
     with pytest.raises(VoiceguideError, match=r"^r can run from \d+m\d+s to \d+m\d+s; asked for 1m"):
         timeline.plan(routine, speech(routine), sound_length, length=audio.samples(60))
     with pytest.raises(VoiceguideError, match="--fill repeat"):
@@ -127,7 +118,7 @@ def test_unreachable_length_says_the_range(tmp_path):
 
 
 def test_fill_repeat_adds_rounds_of_repeatable_steps(tmp_path):
-    routine = make(tmp_path)
+    routine = load_routine_text(tmp_path, ROUTINE)
     target = audio.samples(3 * 3600)
     fitted = timeline.plan(routine, speech(routine), sound_length, length=target, fill_repeat=True)
     assert fitted.length == target
@@ -137,7 +128,7 @@ def test_fill_repeat_adds_rounds_of_repeatable_steps(tmp_path):
 
 
 def test_colliding_cues_are_moved_and_warned(tmp_path):
-    routine = make(tmp_path, """\
+    routine = load_routine_text(tmp_path, """\
         title: T
         steps:
           - name: A

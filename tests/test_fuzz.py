@@ -12,6 +12,8 @@ from voiceguide import audio, routine as routines, timeline
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.voices.clips import estimate_lengths
 
+from conftest import sound_length
+
 FUZZ = settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
 awkward_text = st.text(
@@ -50,10 +52,6 @@ routine_documents = st.fixed_dictionaries(
               "background": st.sampled_from(["rain", "drone", "none", "nope"]) | values,
               "defaults": st.dictionaries(st.sampled_from(STEP_KEYS), values, max_size=3), "extra": values},
 ) | values
-
-
-def sound_length(path: Path) -> int:
-    return audio.samples(0.06 if path.stem == "tick" else 3.0)
 
 
 def check(text: str, length: int | None) -> None:

@@ -9,7 +9,7 @@ from scipy.signal import resample_poly
 
 from voiceguide import loudness
 
-from conftest import SAMPLE_RATE
+from conftest import SAMPLE_RATE, measure
 
 RNG = np.random.default_rng(7)
 
@@ -19,12 +19,6 @@ def tone(hz: float, seconds: float, amplitude: float = 0.5, phase: float = 0.3) 
     length = round(seconds * SAMPLE_RATE)
     fade = np.minimum(1, np.minimum(np.arange(length), np.arange(length)[::-1]) / (0.01 * SAMPLE_RATE))
     return fade * amplitude * np.sin(2 * np.pi * hz * np.arange(length) / SAMPLE_RATE + phase)
-
-
-def measure(samples: np.ndarray) -> loudness.Meter:
-    meter = loudness.Meter()
-    meter.feed(samples)
-    return meter
 
 
 def reference_true_peak(samples: np.ndarray) -> float:

@@ -17,17 +17,10 @@ from voiceguide.files import atomic_path
 from voiceguide.voices import pool
 from voiceguide.voices.cache import ClipCache
 
-from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan
+from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan, wait_for, write_steps
 
 FAULTY_WORKER = [sys.executable, str(FIXTURES / "faulty_worker.py")]
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
-
-
-def write_routine(folder: Path, name: str, lines: list[str], hold: str = "2s") -> Path:
-    path = folder / f"{name}.yaml"
-    steps = "".join(f"  - name: Step {i + 1}\n    say: {line}\n    hold: {hold}\n" for i, line in enumerate(lines))
-    path.write_text(f"title: {name}\nsteps:\n{steps}")
-    return path
 
 
 @pytest.fixture
@@ -43,7 +36,8 @@ def faulty(monkeypatch, tmp_path):
 def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, cli, tmp_path):
     faulty(kind)
     # Longest lines are voiced first, so the two good lines are made before the faulty one.
-    routine = write_routine(tmp_path, "faults", ["Rest your hands on the back.", "Fault.", "Breathe out slowly and fully."])
+    lines = ["Rest your hands on the back.", "Fault.", "Breathe out slowly and fully."]
+    routine = write_steps(tmp_path, "faults", lines)
     out = tmp_path / "out"
     started = time.monotonic()
     result = cli("build", routine, "-o", out, "--engine", "pyttsx3", "--jobs", "1")
@@ -65,7 +59,7 @@ def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, 
 ])
 def test_a_worker_fault_is_reported_with_what_happened(kind, reason, faulty, cli, tmp_path):
     faulty(kind)
-    routine = write_routine(tmp_path, "faults", ["Fault."])
+    routine = write_steps(tmp_path, "faults", ["Fault."])
     result = cli("build", routine, "-o", tmp_path / "out", "--engine", "pyttsx3", "--jobs", "1")
     assert result.stderr == f"error: could not voice steps[0] (Step 1) with pyttsx3 after a retry: {reason}\n"
 
@@ -74,7 +68,7 @@ def test_a_worker_fault_is_reported_with_what_happened(kind, reason, faulty, cli
 def test_a_worker_that_hangs_while_starting_is_stopped(faulty, cli, tmp_path, monkeypatch):
     faulty("hang-at-start")
     monkeypatch.setattr(pool, "STARTUP_SECONDS", 2.0)
-    routine = write_routine(tmp_path, "faults", ["Rest your hands."])
+    routine = write_steps(tmp_path, "faults", ["Rest your hands."])
     result = cli("build", routine, "-o", tmp_path / "out", "--engine", "pyttsx3", "--jobs", "1")
     assert result.stderr == "error: could not voice steps[0] (Step 1) with pyttsx3 after a retry: no answer within 2s\n"
     started = [int(pid) for pid in (tmp_path / "failed-once").read_text().split()]
@@ -85,7 +79,7 @@ def test_a_worker_that_hangs_while_starting_is_stopped(faulty, cli, tmp_path, mo
 @pytest.mark.parametrize("kind", ["hang-once", "crash-once", "empty-once"])
 def test_engine_fault_once_is_recovered_by_the_retry(kind, faulty, cli, tmp_path):
     faulty(kind)
-    routine = write_routine(tmp_path, "faults", ["Rest your hands.", "This line will fault."])
+    routine = write_steps(tmp_path, "faults", ["Rest your hands.", "This line will fault."])
     result = cli("build", routine, "-o", tmp_path / "out", "--engine", "pyttsx3", "--jobs", "1")
     assert result.exit_code == 0, result.stderr
     samples = decode(tmp_path / "out" / "faults.mp3")
@@ -95,7 +89,7 @@ def test_engine_fault_once_is_recovered_by_the_retry(kind, faulty, cli, tmp_path
 def test_unwritable_output_folder_is_a_one_line_error(cli, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    routine = write_routine(tmp_path, "r", ["Rest your hands."])
+    routine = write_steps(tmp_path, "r", ["Rest your hands."])
     result = cli("build", routine, "-o", blocker / "out", "--engine", "pyttsx3")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
@@ -103,7 +97,7 @@ def test_unwritable_output_folder_is_a_one_line_error(cli, tmp_path):
 
 
 def test_full_disk_keeps_the_previous_output_and_removes_temporaries(cli, tmp_path, monkeypatch):
-    routine = write_routine(tmp_path, "r", ["Rest your hands.", "Breathe out slowly."])
+    routine = write_steps(tmp_path, "r", ["Rest your hands.", "Breathe out slowly."])
     out = tmp_path / "out"
     assert cli("build", routine, "-o", out, "--engine", "pyttsx3").exit_code == 0
     previous = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
@@ -147,26 +141,19 @@ def start_build(routine: Path, out: Path) -> subprocess.Popen:
                              "--engine", "pyttsx3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def wait_for(condition, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.02)
-
-
 def outputs(out: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in out.iterdir() if path.is_file() and not path.name.startswith(".")}
 
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
 def test_build_killed_mid_render_keeps_the_previous_output(how, tmp_path):
-    routine = write_routine(tmp_path, "long", ["Rest your hands.", "Glide up the back."], hold="6m")
+    routine = write_steps(tmp_path, "long", ["Rest your hands.", "Glide up the back."], hold="6m")
     out = tmp_path / "out"
     assert start_build(routine, out).wait() == 0
     previous = outputs(out)
     routine.write_text(routine.read_text().replace("Rest your hands.", "Rest your hands, softly."))
     process = start_build(routine, out)
-    wait_for(lambda: any(out.glob(".long.mp3.*.tmp")))
+    wait_for(lambda: any(out.glob(".long.mp3.*.tmp")), 60)
     time.sleep(0.3)
     process.send_signal(how)
     process.wait(timeout=30)
@@ -180,11 +167,11 @@ def test_build_killed_mid_render_keeps_the_previous_output(how, tmp_path):
 
 def test_build_killed_mid_synthesis_leaves_a_consistent_cache(tmp_path):
     lines = [f"This is line number {n}, spoken slowly and calmly." for n in range(60)]
-    routine = write_routine(tmp_path, "many", lines)
+    routine = write_steps(tmp_path, "many", lines)
     out = tmp_path / "out"
     process = start_build(routine, out)
     cache = out / "cache"
-    wait_for(lambda: cache.exists() and 5 <= len(list(cache.rglob("*.wav"))))
+    wait_for(lambda: cache.exists() and 5 <= len(list(cache.rglob("*.wav"))), 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     entries = list(cache.rglob("[!.]*.wav"))
@@ -198,7 +185,7 @@ def test_build_killed_mid_synthesis_leaves_a_consistent_cache(tmp_path):
 
 
 def test_two_builds_of_one_routine_at_once_both_finish_with_a_valid_mp3(tmp_path):
-    routine = write_routine(tmp_path, "twice", ["Rest your hands.", "Glide up the back.", "Knead the shoulders."])
+    routine = write_steps(tmp_path, "twice", ["Rest your hands.", "Glide up the back.", "Knead the shoulders."])
     out = tmp_path / "out"
     first, second = start_build(routine, out), start_build(routine, out)
     assert first.wait() == 0 and second.wait() == 0, (first.stderr.read(), second.stderr.read())

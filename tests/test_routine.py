@@ -7,7 +7,6 @@ import re
 import resource
 import subprocess
 import sys
-import textwrap
 import wave
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from voiceguide import sounds
 from voiceguide.durations import format_duration, parse_duration
 from voiceguide.errors import RoutineError
 
-from conftest import ROUTINES
+from conftest import ROUTINES, load_routine_text
 
 
 @pytest.mark.parametrize(
@@ -41,14 +40,8 @@ def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
-def load_text(tmp_path, text: str):
-    path = tmp_path / "r.yaml"
-    path.write_text(textwrap.dedent(text))
-    return routines.load(path)
-
-
 def test_defaults(tmp_path):
-    routine = load_text(tmp_path, """\
+    routine = load_routine_text(tmp_path, """\
         title: T
         steps:
           - name: A
@@ -64,7 +57,7 @@ def test_defaults(tmp_path):
 
 def test_sound_file_relative_to_routine(tmp_path):
     (tmp_path / "ding.wav").write_bytes(sounds.builtin_path("bell").read_bytes())
-    routine = load_text(tmp_path, """\
+    routine = load_routine_text(tmp_path, """\
         title: T
         steps:
           - {name: A, say: Hi., transition: ding.wav}
