@@ -7,10 +7,9 @@ import signal
 
 import click
 import pytest
+from conftest import voiceguide_process, wait_for, write_steps
 
 from voiceguide.cli import main
-
-from conftest import voiceguide_process, wait_for, write_steps
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -51,7 +50,9 @@ def test_verbose_shows_the_librarys_log_messages(tmp_path):
     assert re.fullmatch(rf"voiceguide\.build: rendering {re.escape(str(out / 'r.mp3'))} \(\d+\.\d s\)", rendering)
 
 
-@pytest.mark.parametrize(("how", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+@pytest.mark.parametrize(
+    ("how", "status", "said"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")]
+)
 def test_a_build_stopped_by_a_signal_exits_with_128_plus_its_number(how, status, said, tmp_path):
     routine, out = write_steps(tmp_path, "r", ["Rest your hands."], hold="10m"), tmp_path / "out"
     with voiceguide_process(tmp_path, "build", str(routine), "-o", str(out), "--engine", "pyttsx3", "-q") as (build, _):

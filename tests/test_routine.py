@@ -106,18 +106,22 @@ BAD = {
     "seconds past 59": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: '1:99'}\n",
                         "r.yaml:3:31: steps[0].hold: expected a duration like 45s, 1m30s, 2m or 1:30, got '1:99'"),
     "null name": ("title: T\nsteps:\n  - {name: null, say: Hi.}\n",
-                  "r.yaml:3:12: steps[0].name: is null, which YAML reads as no value; give a value (in quotes to mean the word)"),
+                  "r.yaml:3:12: steps[0].name: is null, which YAML reads as no value; give a value (in quotes to mean "
+                  "the word)"),
     "tilde name": ("title: T\nsteps:\n  - {name: ~, say: Hi.}\n",
                    "r.yaml:3:12: steps[0].name: is ~, which YAML reads as no value"),
     "invisible say": ('title: T\nsteps:\n  - {name: A, say: "\\u200b\\u2060 \\ufeff"}\n',
-                      "r.yaml:3:20: steps[0].say: has no visible characters (only spaces or zero-width ones); give it some text"),
+                      "r.yaml:3:20: steps[0].say: has no visible characters (only spaces or zero-width ones); "
+                      "give it some text"),
     "escape in title": ('title: "T\\e]0;HIJACK\\a"\nsteps:\n  - {name: A, say: Hi.}\n',
                         "r.yaml:1:8: title: contains the control character '\\x1b'; remove it"),
     "nul in say": ('title: T\nsteps:\n  - {name: A, say: "Hi.\\0"}\n',
                    "r.yaml:3:20: steps[0].say: contains the control character '\\x00'; remove it"),
     "12h hold": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: 12h}\n",
-                 "r.yaml:3:5: steps: the holds add up to 12h by steps[0]; a track may be at most 12h, narration included"),
-    "holds over 12h": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: 5h}\n  - {name: B, say: Hi., hold: 4h, repeat: 2}\n",
+                 "r.yaml:3:5: steps: the holds add up to 12h by steps[0]; a track may be at most 12h, "
+                 "narration included"),
+    "holds over 12h": ("title: T\nsteps:\n  - {name: A, say: Hi., hold: 5h}\n"
+                       "  - {name: B, say: Hi., hold: 4h, repeat: 2}\n",
                        "r.yaml:4:5: steps: the holds add up to 13h by steps[1]; a track may be at most 12h"),
     "device as sound": ("title: T\nsteps:\n  - {name: A, say: Hi., transition: /dev/zero}\n",
                         "r.yaml:3:37: steps[0].transition: sound file '/dev/zero' is not a regular file"),
@@ -176,7 +180,8 @@ def test_only_a_regular_file_is_a_routine(tmp_path):
     os.mkfifo(fifo)
     for path in (Path("/dev/zero"), fifo):
         result = validate_in_a_process(path)
-        assert (result.returncode, result.stderr) == (2, f"error: {path}: is not a regular file; a routine is a YAML file\n")
+        expected = f"error: {path}: is not a regular file; a routine is a YAML file\n"
+        assert (result.returncode, result.stderr) == (2, expected)
 
 
 def test_a_sound_may_last_a_minute_and_a_background_ten(tmp_path):
@@ -192,9 +197,10 @@ def test_a_sound_may_last_a_minute_and_a_background_ten(tmp_path):
     with pytest.raises(RoutineError) as raised:
         routines.load(path)
     assert raised.value.problems == [
-        f"{path}:2:13: background: sound file 'rain-hour.wav' lasts 10m1s; a background may last at most 10m: cut it shorter",
-        f"{path}:4:37: steps[0].transition: sound file 'gong.wav' lasts 1m1s; a transition or cue sound may last at most 1m: "
+        f"{path}:2:13: background: sound file 'rain-hour.wav' lasts 10m1s; a background may last at most 10m: "
         "cut it shorter",
+        f"{path}:4:37: steps[0].transition: sound file 'gong.wav' lasts 1m1s; a transition or cue sound may last "
+        "at most 1m: cut it shorter",
     ]
     path.write_text("title: T\nbackground: {sound: rain-loop.wav}\nsteps:\n  - {name: A, say: Hi., transition: bowl}\n")
     assert routines.load(path).background.sound == tmp_path / "rain-loop.wav"

@@ -294,8 +294,10 @@ def test_a_long_line_without_a_full_stop_is_voiced_in_bounded_memory(tmp_path):
 # ---------------------------------------------------------------- what the engines leave behind
 
 # onnxruntime collects nothing where these say it runs in CI; the test must see what a user's machine sees.
-CI_MARKERS = ("CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID",
-              "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER", "ORT_DISABLE_TELEMETRY")
+CI_MARKERS = (
+    "CI", "TF_BUILD", "GITHUB_ACTIONS", "GITLAB_CI", "CIRCLECI", "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID",
+    "BUILDKITE", "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER", "ORT_DISABLE_TELEMETRY",
+)
 
 
 @pytest.mark.parametrize("engine", ["pyttsx3", pytest.param("piper", marks=needs_piper)])

@@ -80,7 +80,6 @@ class _Worker:
     def __init__(self, request: VoiceRequest):
         command = [*WORKER_COMMAND, request.engine, request.voice.id, request.language]
         self.command = " ".join(command)
-        self.process: subprocess.Popen | None = None
         self._stderr = tempfile.TemporaryFile(mode="w+")
         self._scratch = Path(tempfile.mkdtemp(prefix="voiceguide-worker-"))  # its temporary folder
         self._replies: queue.Queue[str | None] = queue.Queue()
@@ -89,6 +88,10 @@ class _Worker:
                 command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1,
                 env=worker_environment(self._scratch),
             )
+        except BaseException:
+            self._remove_files()
+            raise
+        try:
             threading.Thread(target=self._read_replies, daemon=True).start()
             hello = self._reply(STARTUP_SECONDS)
             if "error" in hello:
@@ -140,19 +143,21 @@ class _Worker:
     def close(self, kill: bool = False) -> None:
         """Stop the process (at once with `kill`: it is at fault) and remove its stderr file and temporary folder."""
         try:
-            if self.process is not None:
-                if kill:
-                    self.process.kill()
-                with contextlib.suppress(OSError):
-                    self.process.stdin.close()
-                try:
-                    self.process.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait()
+            if kill:
+                self.process.kill()
+            with contextlib.suppress(OSError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
         finally:
-            self._stderr.close()
-            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._remove_files()
+
+    def _remove_files(self) -> None:
+        self._stderr.close()
+        shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def synthesize(
