@@ -55,7 +55,6 @@ def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, 
 @pytest.mark.parametrize(("kind", "reason"), [
     ("killed", "the worker was killed by SIGKILL: no message"),  # not the engine's chatter ("Audio saved to ...")
     ("crash", "the worker exited with status 3: no message"),
-    ("hang", "no answer within 4s"),
 ])
 def test_a_worker_fault_is_reported_with_what_happened(kind, reason, faulty, cli, tmp_path):
     faulty(kind)
