@@ -499,7 +499,7 @@ def parse_steps(node: yaml.Node, ctx: Context) -> tuple[Step, ...]:
         else:
             taken = [parse_mapping(Step, item, f"{path}[{index}]", ctx)]
         steps += taken
-        holds += sum(step.hold * step.repeat for step in taken if step)
+        holds += sum((step.hold * step.repeat for step in taken if step), 0.0)
         if holds >= MAX_SECONDS and too_long is None:
             too_long = Invalid(
                 item,
