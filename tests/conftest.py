@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from scipy.signal import resample_poly
 
-from voiceguide import audio, loudness
+from voiceguide import audio
 from voiceguide import routine as routines
 from voiceguide.cli import main
 
@@ -234,13 +234,6 @@ def assert_speech_where_planned(mp3: Path) -> None:
             assert np.mean(levels > SPEECH_DB) > 0.5, f"little voice in {event['text']!r}"
         elif event["kind"] == "hold":
             assert levels.max() < SILENCE_DB, f"hold at {event['start']}s is not silent"
-
-
-def measure(samples: np.ndarray) -> loudness.Meter:
-    """voiceguide's own meter, fed `samples` at once."""
-    meter = loudness.Meter()
-    meter.feed(samples)
-    return meter
 
 
 def load_routine_text(folder: Path, text: str) -> routines.Routine:

@@ -1,4 +1,4 @@
-"""The BS.1770 meter, the true-peak estimate and the levelling, against an independent meter."""
+"""The BS.1770 meter, the true-peak estimate, the limiter and the levelling, against an independent meter."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pyloudnorm
 import pytest
 from scipy.signal import resample_poly
 
-from voiceguide import loudness
+from voiceguide import limiter, meter
 
-from conftest import SAMPLE_RATE, measure
+from conftest import SAMPLE_RATE
 
 RNG = np.random.default_rng(7)
 
@@ -19,6 +19,10 @@ def tone(hz: float, seconds: float, amplitude: float = 0.5, phase: float = 0.3) 
     length = round(seconds * SAMPLE_RATE)
     fade = np.minimum(1, np.minimum(np.arange(length), np.arange(length)[::-1]) / (0.01 * SAMPLE_RATE))
     return fade * amplitude * np.sin(2 * np.pi * hz * np.arange(length) / SAMPLE_RATE + phase)
+
+
+def lufs(samples: np.ndarray) -> float:
+    return meter.integrated_loudness(samples)
 
 
 def reference_true_peak(samples: np.ndarray) -> float:
@@ -38,7 +42,7 @@ def speech_like(seconds: float = 6.0) -> np.ndarray:
 
 
 def test_k_weighting_reproduces_the_coefficients_tabled_in_bs1770():
-    (shelf_b, shelf_a), (pass_b, pass_a) = loudness.k_weighting_coefficients(48_000)
+    (shelf_b, shelf_a), (pass_b, pass_a) = meter.k_weighting_coefficients(48_000)
     np.testing.assert_allclose(shelf_b, [1.53512485958697, -2.69169618940638, 1.19839281085285], atol=1e-10)
     np.testing.assert_allclose(shelf_a, [1.0, -1.69065929318241, 0.73248077421585], atol=1e-10)
     np.testing.assert_allclose(pass_b, [1.0, -2.0, 1.0])
@@ -46,9 +50,9 @@ def test_k_weighting_reproduces_the_coefficients_tabled_in_bs1770():
 
 
 def test_full_scale_997_hz_sine_reads_minus_3_01_lufs():
-    meter = loudness.Meter(rate=48_000)
-    meter.feed(np.sin(2 * np.pi * 997 * np.arange(5 * 48_000) / 48_000))
-    assert meter.integrated() == pytest.approx(-3.01, abs=0.01)
+    at_48k = meter.LoudnessMeter(rate=48_000)
+    at_48k.feed(np.sin(2 * np.pi * 997 * np.arange(5 * 48_000) / 48_000))
+    assert at_48k.integrated() == pytest.approx(-3.01, abs=0.01)
 
 
 @pytest.mark.parametrize(
@@ -62,7 +66,7 @@ def test_full_scale_997_hz_sine_reads_minus_3_01_lufs():
     ],
 )
 def test_integrated_loudness_agrees_with_pyloudnorm(name, samples):
-    ours = measure(samples).integrated()
+    ours = lufs(samples)
     # pyloudnorm's "DeMan" filter is the same K-weighting: only the gating is compared.
     same_filter = pyloudnorm.Meter(SAMPLE_RATE, filter_class="DeMan")
     assert ours == pytest.approx(same_filter.integrated_loudness(samples), abs=0.02)
@@ -72,78 +76,81 @@ def test_integrated_loudness_agrees_with_pyloudnorm(name, samples):
 
 def test_gates_leave_out_silence_and_quiet_passages():
     loud = tone(1000, 4)
-    reference = measure(np.concatenate([loud, np.zeros(SAMPLE_RATE)])).integrated()
+    reference = lufs(np.concatenate([loud, np.zeros(SAMPLE_RATE)]))
     with_silence = np.concatenate([loud, np.zeros(20 * SAMPLE_RATE)])
     with_murmur = np.concatenate([loud, np.zeros(SAMPLE_RATE), tone(1000, 20, amplitude=0.5 * 10 ** (-25 / 20))])
-    assert measure(with_silence).integrated() == pytest.approx(reference, abs=0.05)
-    assert measure(with_murmur).integrated() == pytest.approx(reference, abs=0.05)
-    assert measure(np.zeros(SAMPLE_RATE)).integrated() == -np.inf
+    assert lufs(with_silence) == pytest.approx(reference, abs=0.05)
+    assert lufs(with_murmur) == pytest.approx(reference, abs=0.05)
+    assert lufs(np.zeros(SAMPLE_RATE)) == -np.inf
 
 
 def test_a_stream_fed_in_pieces_reads_as_a_whole():
     samples = speech_like(8)
-    whole = measure(samples)
-    pieces = loudness.Meter()
+    pieces = meter.LoudnessMeter()
     for start in range(0, len(samples), 12_345):
         pieces.feed(samples[start : start + 12_345])
-    assert pieces.integrated() == pytest.approx(whole.integrated(), abs=1e-9)
-    assert pieces.true_peak() == pytest.approx(whole.true_peak(), abs=1e-9)
+    assert pieces.integrated() == pytest.approx(lufs(samples), abs=1e-9)
 
 
 @pytest.mark.parametrize("hz, phase", [(1000, 0.3), (SAMPLE_RATE / 4, np.pi / 4), (9000, 1.1)])
 def test_true_peak_finds_peaks_between_samples(hz, phase):
     samples = tone(hz, 1, amplitude=0.5, phase=phase)
-    measured = measure(samples).true_peak()
+    measured = meter.true_peak(samples)
     assert measured == pytest.approx(reference_true_peak(samples), abs=0.15)
     assert measured == pytest.approx(20 * np.log10(0.5), abs=0.15)
 
 
 def test_level_sets_loudness_and_keeps_true_peak_under_the_ceiling():
     clip = np.round(speech_like() * 32767).astype(np.int16)
-    levelled = loudness.level(clip, -16.0, -3.0)
+    levelled = limiter.level(clip, -16.0, -3.0, meter.loudness_in_track)
     samples = levelled / 32768
-    assert loudness.loudness_in_track(samples) == pytest.approx(-16.0, abs=0.1)
+    assert meter.loudness_in_track(samples) == pytest.approx(-16.0, abs=0.1)
     assert reference_true_peak(samples) <= -3.0 + 0.05
     assert len(levelled) == len(clip)
 
 
-def test_normalize_streams_a_gain_and_limits_peaks_without_changing_length():
+def blocks_of(track: np.ndarray, size: int = SAMPLE_RATE) -> list[np.ndarray]:
+    return [track[start : start + size] for start in range(0, len(track), size)]
+
+
+def test_the_limiter_holds_the_ceiling_in_a_stream_and_leaves_the_rest_as_it_was():
     track = np.concatenate([speech_like(5), np.zeros(SAMPLE_RATE // 3), speech_like(4)])
-    track = np.round(track * 32767).astype(np.int16)
-    blocks = [track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE)]
-    boost = 6.0
-    streamed = np.concatenate(list(loudness.normalize(blocks, boost, ceiling=-2.0)))
+    track = np.round(np.clip(6.5 * track, -1, 1) * 32767).astype(np.int16)
+    assert reference_true_peak(track / 32768) > -1.0  # loud enough to need limiting
+    streamed = np.concatenate(list(limiter.limit_stream(blocks_of(track, 5000), ceiling=-2.0)))
     assert len(streamed) == len(track)
     assert reference_true_peak(streamed / 32768) <= -2.0 + 0.1
-    quiet = np.abs(track) < 0.05 * 32767  # where no limiting is needed, the gain is exactly the boost
+    quiet = np.abs(track) < 0.05 * 32767  # far from any peak, the samples pass unchanged
     quiet &= np.convolve(~quiet, np.ones(2001), mode="same") == 0
-    np.testing.assert_allclose(streamed[quiet], np.round(track[quiet] * 10 ** (boost / 20)), atol=1)
+    assert quiet.sum() > SAMPLE_RATE // 4
+    np.testing.assert_array_equal(streamed[quiet], track[quiet])
 
 
-def test_measuring_blocks_skips_silence_yet_reads_as_the_whole():
+def test_a_stream_under_the_ceiling_passes_the_limiter_unchanged():
+    track = np.round(speech_like(5) * 32767).astype(np.int16)
+    peak = meter.true_peak(track / 32768)
+    streamed = np.concatenate(list(limiter.limit_stream(blocks_of(track), ceiling=peak + 0.2)))
+    np.testing.assert_array_equal(streamed, track)
+
+
+def test_the_stream_meter_reads_the_whole_and_the_spans_as_a_meter_of_each_would():
     silence = np.zeros(5 * SAMPLE_RATE + 123)
-    track = np.round(np.concatenate([speech_like(3), silence, speech_like(2), silence[:333]]) * 32767).astype(np.int16)
-    blocks = [track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE)]
+    quiet = 0.4 * speech_like(3)  # 8 dB down: inside the relative gate, so it counts in the whole
+    track = np.concatenate([speech_like(3), silence, quiet, speech_like(2), silence[:333]])
+    track = np.round(track * 32767).astype(np.int16)
+    first, second = (0, 3 * SAMPLE_RATE), (len(silence) + 6 * SAMPLE_RATE, len(silence) + 8 * SAMPLE_RATE)
+    stream = meter.StreamMeter([first, second])
+    blocks = blocks_of(track)
     assert not blocks[5].any()  # some blocks are digital silence, which the meter skips
-    level = loudness.measure(blocks)
-    whole = measure(track / 32768)
-    assert level.loudness == pytest.approx(whole.integrated(), abs=1e-9)
-    assert level.true_peak == pytest.approx(whole.true_peak(), abs=1e-9)
+    assert [len(block) for block in stream.watch(blocks)] == [len(block) for block in blocks]
+    assert stream.whole() == pytest.approx(lufs(track / 32768), abs=1e-9)
+    spans = np.concatenate([track[slice(*first)], track[slice(*second)]])
+    assert stream.inside() == pytest.approx(lufs(spans / 32768), abs=1e-9)
+    assert stream.inside() > stream.whole() + 1  # the spans leave the quiet part out
 
 
 @pytest.mark.parametrize("hz, phase", [(1000, 0.3), (SAMPLE_RATE / 4, np.pi / 4), (9000, 1.1)])
 def test_true_peak_of_a_stretch_agrees_with_the_reference(hz, phase):
     samples = np.concatenate([np.zeros(50), tone(hz, 1, amplitude=0.5, phase=phase), np.zeros(50)])
-    assert loudness.true_peak(samples) == pytest.approx(reference_true_peak(samples), abs=0.15)
-    assert loudness.true_peak(samples, at_least=0.0) == 0.0
-
-
-def test_normalize_only_scales_when_the_gain_keeps_the_true_peak_under_the_ceiling():
-    track = np.round(speech_like(5) * 32767).astype(np.int16)
-    blocks = [track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE)]
-    peak = measure(track / 32768).true_peak()
-    boost = -2.0 - peak - 0.5
-    scaled = np.concatenate(list(loudness.normalize(blocks, boost, ceiling=-2.0, true_peak=peak)))
-    np.testing.assert_allclose(scaled, np.round(track * 10 ** (boost / 20)), atol=1)
-    limited = np.concatenate(list(loudness.normalize(blocks, boost, ceiling=-2.0)))  # finds nothing to limit
-    np.testing.assert_allclose(limited, scaled, atol=1)
+    assert meter.true_peak(samples) == pytest.approx(reference_true_peak(samples), abs=0.15)
+    assert meter.true_peak(samples, at_least=0.0) == 0.0

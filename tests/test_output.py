@@ -15,10 +15,9 @@ import pyloudnorm
 import pytest
 from mutagen.id3 import PictureType
 
-from voiceguide import cover, export, loudness
-from voiceguide.build import BuildOptions, Reporter, build
+from voiceguide import audio, build as build_module, cover, export, levels, meter
 
-from conftest import SAMPLE_RATE, decode, measure, read_plan, span, true_peak
+from conftest import SAMPLE_RATE, decode, read_plan, span, true_peak
 
 BITRATES_KBPS = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]  # MPEG-1 Layer III
 
@@ -28,7 +27,7 @@ def lufs(samples: np.ndarray) -> float:
 
 
 def lufs_between_pauses(parts: list[np.ndarray]) -> float:
-    """Loudness of clips as a track holds them: each between pauses of one gating block."""
+    """Loudness of sounds as they are levelled: each between pauses of one gating block."""
     pause = np.zeros(int(0.4 * SAMPLE_RATE))
     return lufs(np.concatenate([pause] + [np.concatenate([part, pause]) for part in parts]))
 
@@ -88,23 +87,23 @@ def test_duration_tags_chapters_and_cover_read_back(two_steps_mp3):
     assert struct.unpack(">II", picture.data[16:24]) == (cover.SIZE, cover.SIZE)
 
 
-def test_track_is_at_minus_16_lufs_with_true_peak_under_minus_1(two_steps_mp3):
+def test_voice_is_at_minus_16_lufs_with_true_peak_under_minus_1(two_steps_mp3):
     samples = decode(two_steps_mp3)
-    assert lufs(samples) == pytest.approx(-16.0, abs=1.0)
+    speech = [span(samples, e["start"], e["end"]) for e in read_plan(two_steps_mp3)["events"] if e["kind"] == "speech"]
+    assert lufs(np.concatenate(speech)) == pytest.approx(-16.0, abs=0.5)
     assert true_peak(samples) <= -1.0
-    assert measure(samples).integrated() == pytest.approx(lufs(samples), abs=0.2)
+    assert meter.integrated_loudness(samples) == pytest.approx(lufs(samples), abs=0.2)
 
 
 def test_voice_and_sounds_sit_at_their_set_levels(two_steps_mp3):
     samples = decode(two_steps_mp3)
     events = read_plan(two_steps_mp3)["events"]
     speech = [span(samples, e["start"], e["end"]) for e in events if e["kind"] == "speech"]
-    voice = lufs_between_pauses(speech)
-    assert voice == pytest.approx(-16.0, abs=1.0)
+    voice = lufs(np.concatenate(speech))  # over the speech alone, as the voice is levelled
+    assert voice == pytest.approx(-16.0, abs=0.5)
     for sound in (e for e in events if e["kind"] == "sound"):
         ring = span(samples, sound["start"], sound["end"])
-        below_voice = loudness.SOUND_LUFS - loudness.TARGET_LUFS
-        assert lufs_between_pauses([ring]) - voice == pytest.approx(below_voice, abs=1.0), sound
+        assert lufs_between_pauses([ring]) - voice == pytest.approx(levels.SOUND_OFFSET, abs=1.0), sound
         assert true_peak(ring) < true_peak(np.concatenate(speech)) - 3, f"the {sound['sound']} peaks near the voice"
 
 
@@ -193,11 +192,16 @@ def test_a_bad_cover_is_reported_with_its_line(cli, routine_file, value, content
 def test_a_peak_lifted_by_mp3_coding_is_found_in_the_mp3_and_encoded_again(cli, routine_file, monkeypatch, out, caplog):
     """With the limiter's ceiling at full scale, MP3 coding must lift a peak over -1 dBTP, and the build must see it.
 
-    The track is made loud (its gain comes from TARGET_LUFS; the cached clips are as they were), so that the
-    limiter holds many peaks at its ceiling: patching the ceiling alone left every peak far under it.
+    The track is made 12 dB hotter on its way to the limiter, so that the limiter holds many peaks at its
+    ceiling: the ceiling alone leaves every peak far under it.
     """
-    monkeypatch.setattr(loudness, "TARGET_LUFS", -10.0)
-    monkeypatch.setattr(loudness, "TRACK_PEAK", 0.0)
+    rendered = build_module.render
+
+    def twelve_db_hotter(timeline, source):
+        return (audio.scaled(block, 4.0) for block in rendered(timeline, source))
+
+    monkeypatch.setattr(build_module, "render", twelve_db_hotter)
+    monkeypatch.setattr(levels, "TRACK_CEILING", 0.0)
     with caplog.at_level(logging.INFO, logger="voiceguide.build"):
         result = cli("build", routine_file("two-steps.yaml"), "-o", out)
     assert result.exit_code == 0, result.stderr
@@ -213,31 +217,13 @@ def test_the_peak_audit_decodes_the_loud_stretches_and_finds_the_highest_point(t
         length = int(rng.integers(SAMPLE_RATE // 4, 3 * SAMPLE_RATE))
         track[start : start + length] += rng.normal(0, rng.choice([0.01, 0.15]), length) * np.hanning(length)
     track = np.round(np.clip(track, -1, 1) * 32767).astype(np.int16)
-    audit = export.PeakAudit(loudness.TRUE_PEAK_LIMIT)
+    audit = export.PeakAudit(levels.TRUE_PEAK_LIMIT)
     with (tmp_path / "a.mp3").open("wb") as file:
         blocks = (track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE))
         export.encode_mp3(audit.watch(blocks), file)
     decoded = decode(tmp_path / "a.mp3")
-    assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(loudness.true_peak(np.pad(decoded, 6)), abs=1e-6)
+    assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(meter.true_peak(np.pad(decoded, 6)), abs=1e-6)
     assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(true_peak(decoded), abs=0.1)
-
-
-def test_a_rebuild_of_the_same_mix_skips_the_first_pass_and_writes_the_same_mp3(routine_file, out):
-    shutil.rmtree(out / "cache" / "mixes")
-    routine = routine_file("two-steps.yaml")
-    stages: list[list[str]] = []
-
-    class Stages(Reporter):
-        def progress(self, stage, done, total):
-            stages[-1].append(stage)
-
-    for _ in range(2):
-        stages.append([])
-        build(routine, BuildOptions(output_dir=out, force=True), Stages())
-        if len(stages) == 1:
-            first = (out / "two-steps.mp3").read_bytes()
-    assert "measuring" in stages[0] and "measuring" not in stages[1]
-    assert (out / "two-steps.mp3").read_bytes() == first
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (it is needed only for M4B)")

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from voiceguide import audio, sounds
-from voiceguide.loudness import TARGET_LUFS, integrated_loudness
-from voiceguide.render import BED_FADE, DUCK_DB, DUCK_RAMP, render
+from voiceguide.levels import BED_DUCK, VOICE_LUFS
+from voiceguide.meter import integrated_loudness
+from voiceguide.render import BED_FADE, DUCK_RAMP, render
 from voiceguide.routine import Background
 from voiceguide.timeline import Event, Timeline
 
@@ -28,7 +29,7 @@ def bed_timeline(seconds: float, events=(), level=-20.0, sound="rain") -> Timeli
 def test_bed_sits_at_its_level_below_the_voice():
     samples = rendered(bed_timeline(30, level=-20))
     middle = samples[10 * SECOND : 20 * SECOND]
-    assert integrated_loudness(middle) == pytest.approx(TARGET_LUFS - 20, abs=1.0)
+    assert integrated_loudness(middle) == pytest.approx(VOICE_LUFS - 20, abs=1.0)
 
 
 def test_bed_fades_in_and_out():
@@ -44,11 +45,11 @@ def test_bed_ducks_under_speech_and_comes_back_smoothly():
     plain = level_db(samples[4 * SECOND : 9 * SECOND])
     ducked = level_db(samples[11 * SECOND : 14 * SECOND])
     after = level_db(samples[16 * SECOND : 21 * SECOND])
-    assert ducked - plain == pytest.approx(DUCK_DB, abs=1.0)
+    assert ducked - plain == pytest.approx(BED_DUCK, abs=1.0)
     assert after == pytest.approx(plain, abs=1.0)
     # The dip is a ramp, not a step: no 10 ms window drops by more than a third of the dip.
     windows = [level_db(samples[i : i + 441]) for i in range(10 * SECOND - 2 * DUCK_RAMP, 10 * SECOND + DUCK_RAMP, 441)]
-    assert max(abs(a - b) for a, b in zip(windows, windows[1:])) < abs(DUCK_DB) / 3 + 3
+    assert max(abs(a - b) for a, b in zip(windows, windows[1:])) < abs(BED_DUCK) / 3 + 3
 
 
 @pytest.mark.parametrize("sound", ["rain", "drone"])

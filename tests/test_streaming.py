@@ -6,8 +6,9 @@ import tracemalloc
 
 import numpy as np
 
-from voiceguide import audio, loudness, sounds
+from voiceguide import audio, levels, meter, sounds
 from voiceguide.export import PeakAudit
+from voiceguide.limiter import limit_stream
 from voiceguide.render import render
 from voiceguide.timeline import Event, Timeline
 
@@ -28,7 +29,7 @@ def sixty_steps(minutes: float) -> Timeline:
 
 
 def peak_memory(minutes: float) -> int:
-    """Bytes at most in use while measuring the mix, then levelling it and noting where to check the MP3."""
+    """Bytes at most in use while rendering, limiting and metering the track, and noting where to check the MP3."""
     timeline = sixty_steps(minutes)
 
     def source(event: Event) -> np.ndarray:
@@ -36,9 +37,9 @@ def peak_memory(minutes: float) -> int:
 
     tracemalloc.start()
     try:
-        mix = loudness.measure(render(timeline, source))
-        audit = PeakAudit(loudness.TRUE_PEAK_LIMIT)
-        for _ in audit.watch(loudness.Levelled(render(timeline, source), mix, loudness.TRACK_PEAK)):
+        audit = PeakAudit(levels.TRUE_PEAK_LIMIT)
+        speech = [(event.start, event.end) for event in timeline.of_kind("speech")]
+        for _ in audit.watch(meter.StreamMeter(speech).watch(limit_stream(render(timeline, source), levels.TRACK_CEILING))):
             pass
         return tracemalloc.get_traced_memory()[1]
     finally:

@@ -8,7 +8,6 @@ and logged.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceguide import audio, cover, loudness, provenance, sounds
+from voiceguide import audio, cover, levels, meter, provenance, sounds
 from voiceguide import routine as routines
 from voiceguide.document import timeline_document
 from voiceguide.durations import format_duration
@@ -25,7 +24,8 @@ from voiceguide.errors import VoiceguideError
 from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
-from voiceguide.render import mix_key, render
+from voiceguide.limiter import limit_stream
+from voiceguide.render import render
 from voiceguide.sidecars import write_sidecars
 from voiceguide.timeline import Event, LengthUnreachable, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
@@ -55,7 +55,8 @@ class BuildResult:
     clips_made: int
     elapsed: float
     files: list[Path]  # written beside the MP3: sidecars, and the M4B when asked for
-    loudness: float  # LUFS, integrated, of what went into the encoder (MP3 coding changes it by hundredths)
+    voice_loudness: float  # LUFS, integrated over the speech alone, as it went into the encoder
+    loudness: float  # LUFS, integrated over the whole track (MP3 coding changes both by hundredths)
     true_peak: float  # dBTP, of the MP3 as a player decodes it
     changes: tuple[str, ...]  # what differs from the previous build, in words (see provenance.changes)
 
@@ -160,7 +161,7 @@ class Reporter:
     """
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        """`stage` is "voicing" (clips), "measuring" or "rendering" (seconds of audio)."""
+        """`stage` is "voicing" (clips) or "rendering" (seconds of audio)."""
 
     def voice_chosen(self, request: VoiceRequest) -> None:
         """The voice that will speak, known before any voicing starts."""
@@ -200,9 +201,8 @@ def build(
         title=routine.title, artist=routine.author, comment=routine.description, language=routine.language,
         voice=request.label, artwork=artwork,
     )
-    mix = _mix_level(timeline, clips, reporter)
     with atomic_path(target) as temporary:
-        level = _encode(temporary, tags, timeline, _sources(clips), mix, reporter)
+        level = _encode(temporary, tags, timeline, _sources(clips), reporter)
     made = [target]
     if ffmpeg:
         log.info("encoding %s", target.with_suffix(".m4b"))
@@ -213,57 +213,48 @@ def build(
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(
-        target, timeline, clips.reused, clips.made, elapsed, files, level.loudness, level.true_peak, changes
+        target, timeline, clips.reused, clips.made, elapsed, files, level.voice, level.track, level.true_peak, changes
     )
 
 
-def _mix_level(timeline: Timeline, clips: VoicedClips, reporter: Reporter) -> loudness.Level:
-    """The mix's loudness and true peak before any gain, from a first rendering (no encoding).
-
-    They are recorded beside the clips, by a digest of the mix, so a rebuild of the same mix
-    (a forced one, or after an edit outside the audio) skips that pass.
-    """
-    record = clips.cache.folder / "mixes" / f"{mix_key(timeline, _identities(clips))}.json"
-    try:
-        return loudness.Level(**json.loads(record.read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        pass
-    level = loudness.measure(_reporting("measuring", render(timeline, _sources(clips)), timeline.length, reporter))
-    with atomic_path(record) as temporary:
-        temporary.write_text(json.dumps(dataclasses.asdict(level)), encoding="utf-8")
-    return level
+@dataclass(frozen=True)
+class TrackLevel:
+    voice: float  # LUFS, over the speech alone
+    track: float  # LUFS, over the whole track
+    true_peak: float  # dBTP, as a player decodes the MP3
 
 
 def _encode(
-    path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], mix: loudness.Level,
-    reporter: Reporter,
-) -> loudness.Level:
-    """Encode the track, brought from the `mix` level to the target, into `path`; return its level.
+    path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], reporter: Reporter
+) -> TrackLevel:
+    """Encode the track into `path`, metering it on the way in; return its level.
 
-    The limiter leaves MP3 coding room to lift peaks. Where the encoder's input came near the
-    limit, the MP3 is decoded and checked; if coding lifted a peak over the limit after all, the
-    track is encoded again with the limiter's ceiling lowered by as much (and a margin, since
-    the lift itself varies a little from one encoding to the next).
+    The parts are at their levels already (see levels.py), so the track streams into the encoder
+    at unity gain through a true-peak limiter that leaves MP3 coding room to lift peaks. Where
+    the encoder's input came near the limit, the MP3 is decoded and checked; if coding lifted a
+    peak over the limit after all, the track is encoded again with the limiter's ceiling lowered
+    by as much (and a margin, since the lift itself varies a little from one encoding to the next).
     """
-    ceiling, encodings = loudness.TRACK_PEAK, 0
+    speech = [(event.start, event.end) for event in sorted(timeline.of_kind("speech"), key=lambda event: event.start)]
+    ceiling, encodings = levels.TRACK_CEILING, 0
     while True:
         path.write_bytes(b"")
         write_tags(path, tags, timeline.chapters)
-        audit = PeakAudit(loudness.TRUE_PEAK_LIMIT)
+        audit = PeakAudit(levels.TRUE_PEAK_LIMIT)
+        loudness = meter.StreamMeter(speech)
         with path.open("r+b") as file:
             blocks = _reporting("rendering", render(timeline, source), timeline.length, reporter)
-            levelled = loudness.Levelled(blocks, mix, ceiling)
-            encode_mp3(audit.watch(levelled), file)
+            encode_mp3(audit.watch(loudness.watch(limit_stream(blocks, ceiling))), file)
         true_peak = audit.true_peak(path)
         encodings += 1
-        excess = true_peak - (loudness.TRUE_PEAK_LIMIT - loudness.TRUE_PEAK_ACCURACY)
+        excess = true_peak - (levels.TRUE_PEAK_LIMIT - meter.TRUE_PEAK_ACCURACY)
         if excess <= 0 or encodings == MAX_ENCODINGS:
             break
         log.info("MP3 coding lifted a peak to %.2f dBTP; encoding again", true_peak)
-        ceiling -= excess + loudness.RETRY_MARGIN
+        ceiling -= excess + levels.RETRY_MARGIN
     if excess > 0:
         log.warning("MP3 coding lifted a peak to %.2f dBTP after %d encodings", true_peak, encodings)
-    return loudness.Level(levelled.loudness(), true_peak)
+    return TrackLevel(loudness.inside(), loudness.whole(), true_peak)
 
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:
@@ -274,18 +265,6 @@ def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:
         return sounds.levelled(event.sound)
 
     return source
-
-
-def _identities(clips: VoicedClips) -> Callable[[Event], str]:
-    """What _sources gives, named by content: a clip's cache key, or a sound's digest."""
-
-    def identity(event: Event) -> str:
-        if event.text is not None:  # speech
-            return clips.keys[event.text]
-        assert event.sound is not None, f"a {event.kind} event has no audio of its own"
-        return sounds.digest(event.sound)
-
-    return identity
 
 
 def voicing(reporter: Reporter) -> Callable[[int, int], None]:

@@ -96,7 +96,7 @@ class _TerminalProgress:
     so logs get no carriage returns; the summary lines still say what was done.
     """
 
-    UNITS = {"voicing": "clips", "measuring": "s of audio", "rendering": "s of audio"}
+    UNITS = {"voicing": "clips", "rendering": "s of audio"}
     WIDTH = 24  # characters in the bar
     REDRAW_SECONDS = 0.1
 
@@ -336,7 +336,7 @@ class _TerminalReporter(Reporter):
         _echo(
             f"built {result.output} ({_duration(result.timeline.length)}, "
             f"{words.count(len(result.timeline.chapters), 'chapter')}, "
-            f"{result.loudness:.1f} LUFS, {result.true_peak:.1f} dBTP): "
+            f"voice {result.voice_loudness:.1f} LUFS, track {result.loudness:.1f} LUFS, peak {result.true_peak:.1f} dBTP): "
             f"{words.count(result.clips_reused, 'clip')} reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
         if result.changes:

@@ -21,7 +21,7 @@ import miniaudio
 import numpy as np
 from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TLAN, TPE1, TXXX, CTOCFlags, PictureType
 
-from voiceguide import audio, loudness
+from voiceguide import audio, meter
 from voiceguide.cover import Artwork
 from voiceguide.timeline import Chapter
 
@@ -160,7 +160,7 @@ class PeakAudit:
     """
 
     def __init__(self, limit: float):
-        self._loud = loudness.gain(limit - AUDIT_RANGE) * audio.FULL_SCALE
+        self._loud = meter.gain(limit - AUDIT_RANGE) * audio.FULL_SCALE
         self._spans: list[tuple[int, int]] = []  # [first, end) audio frames (the Info frame not counted)
 
     def watch(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -202,8 +202,8 @@ class PeakAudit:
                 )
                 samples = np.frombuffer(decoded.samples, dtype=np.int16)
                 kept = (min(end, counter.frames) - first) * SAMPLES_PER_FRAME  # the stretch; the warm-up comes before
-                context = loudness.INTERPOLATION_TAPS // 2  # samples before the stretch that its first points depend on
-                peak = loudness.true_peak(samples[max(0, len(samples) - kept - context) :] / audio.FULL_SCALE, peak)
+                context = meter.INTERPOLATION_TAPS // 2  # samples before the stretch that its first points depend on
+                peak = meter.true_peak(samples[max(0, len(samples) - kept - context) :] / audio.FULL_SCALE, peak)
         return peak
 
 

@@ -10,24 +10,19 @@ from __future__ import annotations
 
 import bisect
 import functools
-import hashlib
 from typing import Callable, Iterator
 
 import numpy as np
 
-from voiceguide import audio, loudness, soundgen, sounds
+from voiceguide import audio, levels, limiter, meter, soundgen, sounds
 from voiceguide.routine import Background
 from voiceguide.timeline import Event, Timeline
 
 BLOCK = audio.SAMPLE_RATE  # one second of audio per block
 AUDIBLE = ("speech", "sound", "breath")
 
-BREATH_LUFS = loudness.SOUND_LUFS - 12  # breathing tones pace gently, well under a chime, so the many tone-only
-# stretches of a breath-paced routine fall below the loudness gate and the voice sets the level
 BED_FADE = audio.samples(4.0)
-DUCK_DB = -8.0  # how far the bed dips under speech
-DUCK_RAMP = audio.samples(0.4)  # how long the dip takes to go down, and to come back
-MIX_VERSION = 1  # part of every mix_key: bump it when rendering, levelling or metering changes
+DUCK_RAMP = audio.samples(0.4)  # how long the bed's dip under speech takes to go down, and to come back
 
 
 @functools.lru_cache(maxsize=16)
@@ -36,7 +31,7 @@ def breath_tone(direction: str, length: int) -> np.ndarray:
     make = soundgen.breathe_in if direction == "in" else soundgen.breathe_out
     tone = audio.to_int16(make(audio.seconds(length)) * audio.FULL_SCALE)
     tone = tone[:length] if len(tone) >= length else np.pad(tone, (0, length - len(tone)))
-    return loudness.level(tone, BREATH_LUFS, loudness.SOUND_PEAK)
+    return limiter.level(tone, levels.BREATH_LUFS, levels.SOUND_PEAK, meter.integrated_loudness)
 
 
 class _Bed:
@@ -44,8 +39,8 @@ class _Bed:
 
     def __init__(self, background: Background, timeline: Timeline):
         self.loop = sounds.load(background.sound).astype(np.float32)
-        bed_loudness = loudness.integrated_loudness(self.loop / audio.FULL_SCALE)
-        self.gain = loudness.gain(loudness.TARGET_LUFS + background.level - bed_loudness)
+        bed_loudness = meter.integrated_loudness(self.loop / audio.FULL_SCALE)
+        self.gain = meter.gain(levels.VOICE_LUFS + background.level - bed_loudness)
         speech = sorted((event.start, event.end) for event in timeline.events if event.kind == "speech")
         self.speech_starts = [start for start, _ in speech]
         self.speech_ends = [end for _, end in speech]
@@ -58,7 +53,7 @@ class _Bed:
         return samples * audio.raised_cosine(fade) * self._ducking(positions)
 
     def _ducking(self, positions: np.ndarray) -> np.ndarray:
-        """1 where the bed plays in full, down to DUCK_DB under speech, with smooth ramps."""
+        """1 where the bed plays in full, down to levels.BED_DUCK under speech, with smooth ramps."""
         depth = np.zeros(len(positions), dtype=np.float32)
         first = bisect.bisect_left(self.speech_ends, positions[0] - DUCK_RAMP)
         for index in range(first, len(self.speech_starts)):
@@ -67,19 +62,7 @@ class _Bed:
                 break
             inside = np.minimum(positions - (start - DUCK_RAMP), end + DUCK_RAMP - positions) / DUCK_RAMP
             depth = np.maximum(depth, np.clip(inside, 0, 1))
-        return 1 + (10 ** (DUCK_DB / 20) - 1) * audio.raised_cosine(depth)
-
-
-def mix_key(timeline: Timeline, identity: Callable[[Event], str]) -> str:
-    """A digest of everything that shapes the rendered track; `identity` names by content what `source` gives."""
-    digest = hashlib.sha256(f"{MIX_VERSION} {timeline.length}".encode())
-    if timeline.background:
-        digest.update(f" bed {sounds.digest(timeline.background.sound)} {timeline.background.level!r}".encode())
-    for event in timeline.events:
-        if event.kind in AUDIBLE:
-            content = event.breath if event.kind == "breath" else identity(event)
-            digest.update(f" {event.kind} {event.start} {event.length} {content}".encode())
-    return digest.hexdigest()[:32]
+        return 1 + (meter.gain(levels.BED_DUCK) - 1) * audio.raised_cosine(depth)
 
 
 def render(timeline: Timeline, source: Callable[[Event], np.ndarray]) -> Iterator[np.ndarray]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import miniaudio
 import numpy as np
 
-from voiceguide import audio, loudness
+from voiceguide import audio, levels, limiter, meter
 from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
 from voiceguide.files import not_a_file
@@ -66,7 +66,7 @@ def load(path: Path) -> np.ndarray:
 
 
 def levelled(path: Path) -> np.ndarray:
-    """A sound at its set level below the voice (loudness.SOUND_LUFS), so no sound startles."""
+    """A sound at its set level below the voice (levels.SOUND_LUFS), so no sound startles."""
     return _levelled(path, _identity(path))
 
 
@@ -101,6 +101,6 @@ def _digest(path: Path, identity: tuple[int, ...]) -> str:
 
 @functools.lru_cache(maxsize=32)
 def _levelled(path: Path, identity: tuple[int, ...]) -> np.ndarray:
-    samples = loudness.level(_decoded(path, identity), loudness.SOUND_LUFS, loudness.SOUND_PEAK)
+    samples = limiter.level(_decoded(path, identity), levels.SOUND_LUFS, levels.SOUND_PEAK, meter.loudness_in_track)
     samples.setflags(write=False)
     return samples

@@ -15,7 +15,7 @@ from pathlib import Path
 import miniaudio
 import numpy as np
 
-from voiceguide import audio, loudness
+from voiceguide import audio, levels, limiter, meter
 from voiceguide.voices import engine_class
 from voiceguide.voices.cache import ClipCache, clip_key
 from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, default_workers, synthesize
@@ -23,7 +23,7 @@ from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, default_work
 FADE_IN = audio.samples(0.005)
 FADE_OUT = audio.samples(0.02)
 SPEECH_THRESHOLD = 500  # a clip with no sample louder than this holds no speech
-PROCESSING_VERSION = 3  # part of every clip key: bump it when prepare_clip changes what it makes
+PROCESSING_VERSION = 4  # part of every clip key: bump it when prepare_clip changes what it makes
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def prepare_clip(engine_output: Path) -> np.ndarray:
         raise ClipRejected(f"the engine's file is not audio ({error})") from None
     if raw.size == 0 or np.abs(raw.astype(np.int32)).max() < SPEECH_THRESHOLD:
         raise ClipRejected("the engine's file holds no speech")
-    levelled = loudness.level(audio.trim_silence(raw), loudness.TARGET_LUFS, loudness.SPEECH_PEAK)
+    levelled = limiter.level(audio.trim_silence(raw), levels.VOICE_LUFS, levels.SPEECH_PEAK, meter.integrated_loudness)
     return audio.fade_edges(levelled, FADE_IN, FADE_OUT)
 
 
