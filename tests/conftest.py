@@ -22,9 +22,11 @@ import pytest
 from click.testing import CliRunner
 from scipy.signal import resample_poly
 
-from voiceguide import audio
+from voiceguide import audio, build, timeline
 from voiceguide import routine as routines
 from voiceguide.cli import main
+from voiceguide.durations import format_duration
+from voiceguide.voices.clips import estimate_lengths
 
 SAMPLE_RATE = 44_100
 SPEECH_DB = -40  # a 20 ms window this loud holds voice
@@ -62,6 +64,44 @@ def two_steps_mp3(tmp_path_factory) -> Path:
     result = run_cli("build", FIXTURES / "two-steps.yaml", "-o", out)
     assert result.exit_code == 0, result.stderr
     return out / "two-steps.mp3"
+
+
+def estimated_plan(routine: routines.Routine, length: int | None = None, fill_repeat: bool = False) -> timeline.Timeline:
+    """The routine's timeline with every speech length estimated: no voice needed."""
+    lines = dict.fromkeys(timeline.spoken_lines(routine))
+    return timeline.plan(routine, estimate_lengths(lines, routine.voice.speed), build.sound_length, length, fill_repeat)
+
+
+@dataclass(frozen=True)
+class BundledBuild:
+    result: CliResult
+    mp3: Path
+    length: str | None  # the --length asked for
+
+
+@pytest.fixture(scope="session")
+def bundled_build(tmp_path_factory):
+    """Build a routine, or it at `factor` times its estimated length (with --fill repeat), once a session.
+
+    Every build goes to one folder, so each line is voiced once, and each build runs once for
+    all the tests that look at it.
+    """
+    out = tmp_path_factory.mktemp("bundled")
+    built: dict[tuple[Path, float | None], BundledBuild] = {}
+
+    def build(routine: Path, factor: float | None = None) -> BundledBuild:
+        if (routine, factor) not in built:
+            length = None
+            arguments: list[str | Path] = ["build", routine, "-o", out]
+            if factor is not None:
+                natural = audio.seconds(estimated_plan(routines.load(routine)).length)
+                length = format_duration(round(natural * factor))
+                arguments += ["--length", length, "--fill", "repeat"]
+            name = routine.stem if length is None else f"{routine.stem}-{length}"
+            built[routine, factor] = BundledBuild(run_cli(*arguments), out / f"{name}.mp3", length)
+        return built[routine, factor]
+
+    return build
 
 
 def decode(path: Path) -> np.ndarray:

@@ -12,13 +12,11 @@ from pathlib import Path
 
 import mutagen.mp3
 import pytest
+from conftest import ROUTINES, SAMPLE_RATE, decode, estimated_plan, read_plan, true_peak
 
-from voiceguide import audio, routine as routines, timeline
-from voiceguide.build import sound_length
-from voiceguide.durations import format_duration, parse_duration
-from voiceguide.voices.clips import estimate_lengths
-
-from conftest import ROUTINES, SAMPLE_RATE, decode, read_plan, true_peak
+from voiceguide import audio
+from voiceguide import routine as routines
+from voiceguide.durations import parse_duration
 
 BUNDLED = sorted(path.name for path in ROUTINES.glob("*.yaml"))
 
@@ -68,11 +66,6 @@ TITLES = {
 }
 
 
-def estimated_plan(routine: routines.Routine, length: int | None = None, fill_repeat: bool = False):
-    lines = dict.fromkeys(timeline.spoken_lines(routine))
-    return timeline.plan(routine, estimate_lengths(lines, routine.voice.speed), sound_length, length, fill_repeat)
-
-
 def test_seven_routines_are_bundled():
     assert BUNDLED == [
         "back-pain-relief.yaml", "back-pressure-points.yaml", "breath-paced-reflex-points-fr.yaml",
@@ -105,44 +98,35 @@ def test_bundled_routine_plans_its_steps_without_warnings(name):
     assert routine.outro
 
 
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory):
-    """One clip cache for the module, so each routine is voiced once."""
-    return tmp_path_factory.mktemp("bundled")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLED)
-def test_bundled_routine_builds_with_chapters_matching_its_steps(name, cli, cache_dir):
-    result = cli("build", ROUTINES / name, "-o", cache_dir)
-    assert result.exit_code == 0, result.stderr
-    mp3 = cache_dir / name.replace(".yaml", ".mp3")
-    plan = read_plan(mp3)
-    samples = decode(mp3)
+def test_bundled_routine_builds_with_chapters_matching_its_steps(name, bundled_build):
+    built = bundled_build(ROUTINES / name)
+    assert built.result.exit_code == 0, built.result.stderr
+    plan = read_plan(built.mp3)
+    samples = decode(built.mp3)
     assert abs(len(samples) / SAMPLE_RATE - plan["length"]) < 0.05
     assert true_peak(samples) <= -1.0  # MP3 coding lifts peaks; the build checks, and encodes again if need be
-    chapters = sorted(mutagen.mp3.MP3(mp3).tags.getall("CHAP"), key=lambda frame: frame.start_time)
+    chapters = mutagen.mp3.MP3(built.mp3).tags.getall("CHAP")  # in the order they are stored
     assert [str(frame.sub_frames["TIT2"]) for frame in chapters] == TITLES[name]
+    assert [frame.start_time for frame in chapters] == [round(c["start"] * 1000) for c in plan["chapters"]]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("factor", [0.5, 1, 2, 3])
 @pytest.mark.parametrize("name", BUNDLED)
-def test_bundled_routine_at_other_lengths_is_exact(name, factor, cli, cache_dir):
-    routine = routines.load(ROUTINES / name)
-    natural = estimated_plan(routine).length
-    target = audio.samples(round(audio.seconds(natural) * factor))
-    length = format_duration(audio.seconds(target))
-    result = cli("build", ROUTINES / name, "-o", cache_dir, "--length", length, "--fill", "repeat")
+def test_bundled_routine_at_other_lengths_is_exact(name, factor, bundled_build):
+    built = bundled_build(ROUTINES / name, factor)
+    result = built.result
     if result.exit_code == 2:  # bounds do not allow it: the error must say the range, which excludes it
         found = re.search(r"can run from (\S+) to (\S+); asked for", result.stderr)
         assert found, result.stderr
         shortest, longest = (parse_duration(text) for text in found.groups())
-        assert not shortest <= audio.seconds(target) <= longest
+        assert not shortest <= parse_duration(built.length) <= longest
         assert factor == 0.5  # only shortening can hit a floor: --fill repeat reaches any longer length
         return
     assert result.exit_code == 0, result.stderr
-    mp3 = cache_dir / f"{routine.name}-{length}.mp3"
+    mp3 = built.mp3
     decoded = len(decode(mp3)) / SAMPLE_RATE
-    assert abs(decoded - parse_duration(length)) < 0.05
+    assert abs(decoded - parse_duration(built.length)) < 0.05
     assert read_plan(mp3)["chapters"][-1]["end"] == pytest.approx(decoded, abs=0.05)

@@ -8,7 +8,9 @@ import re
 import shutil
 import struct
 import subprocess
+import sys
 
+import mutagen.id3
 import mutagen.mp3
 import numpy as np
 import pyloudnorm
@@ -16,6 +18,7 @@ import pytest
 from mutagen.id3 import PictureType
 
 from voiceguide import audio, build as build_module, cover, export, levels, meter
+from voiceguide.timeline import Chapter
 
 from conftest import SAMPLE_RATE, decode, read_plan, span, true_peak
 
@@ -77,7 +80,7 @@ def test_duration_tags_chapters_and_cover_read_back(two_steps_mp3):
     tags = mp3.tags
     assert str(tags["TPE1"]) == "voiceguide"
     assert str(tags.getall("COMM")[0]) == "A tiny routine for tests."
-    chapters = sorted(tags.getall("CHAP"), key=lambda frame: frame.start_time)
+    chapters = tags.getall("CHAP")  # in the order they are stored
     assert [(str(c.sub_frames["TIT2"]), c.start_time / 1000, c.end_time / 1000) for c in chapters] == [
         (c["title"], pytest.approx(c["start"], abs=0.001), pytest.approx(c["end"], abs=0.001)) for c in plan["chapters"]
     ]
@@ -105,6 +108,78 @@ def test_voice_and_sounds_sit_at_their_set_levels(two_steps_mp3):
         ring = span(samples, sound["start"], sound["end"])
         assert lufs_between_pauses([ring]) - voice == pytest.approx(levels.SOUND_OFFSET, abs=1.0), sound
         assert true_peak(ring) < true_peak(np.concatenate(speech)) - 3, f"the {sound['sound']} peaks near the voice"
+
+
+def id3_frames(data: bytes) -> list[tuple[str, bytes]]:
+    """(frame ID, body) of each frame of a file's ID3v2.3 tag, in the order they are stored."""
+    assert data[:4] == b"ID3\x03" and data[5] == 0  # version 2.3, no unsynchronisation, no extended header
+    end = 10 + (data[6] << 21 | data[7] << 14 | data[8] << 7 | data[9])
+    frames, position = [], 10
+    while position < end and data[position] != 0:  # padding follows the frames
+        size = struct.unpack(">I", data[position + 4 : position + 8])[0]
+        frames.append((data[position : position + 4].decode(), data[position + 10 : position + 10 + size]))
+        position += 10 + size
+    return frames
+
+
+def chapter_frames(data: bytes) -> list[tuple[str, int]]:
+    """(element ID, start in ms) of each CHAP frame, in the order they are stored."""
+    found = []
+    for frame_id, body in id3_frames(data):
+        if frame_id == "CHAP":
+            element_id, rest = body.split(b"\0", 1)
+            found.append((element_id.decode(), struct.unpack(">I", rest[:4])[0]))
+    return found
+
+
+def test_chapter_frames_are_stored_in_time_order(two_steps_mp3):
+    plan = read_plan(two_steps_mp3)
+    assert [start for _, start in chapter_frames(two_steps_mp3.read_bytes())] == [
+        round(chapter["start"] * 1000) for chapter in plan["chapters"]
+    ]
+
+
+def ffprobe_chapters(path) -> list[tuple[str, float, float]]:
+    """(title, start, end) of each chapter, as ffprobe lists them."""
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_chapters", "-of", "json", str(path)], capture_output=True, text=True, check=True
+    ).stdout)  # fmt: skip
+    return [(c["tags"]["title"], float(c["start_time"]), float(c["end_time"])) for c in probe["chapters"]]
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_ffmpeg_carries_the_chapters_over_in_order(two_steps_mp3, tmp_path):
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(two_steps_mp3), "-vn", "-c:a", "aac", str(tmp_path / "out.m4a")], check=True
+    )
+    # ffmpeg counts an MP3's chapter times from its priming (the 576 samples LAME adds and the
+    # 529 every decoder adds, which players trim), so in the M4A they come 25 ms earlier.
+    priming = 1105 / SAMPLE_RATE
+    assert ffprobe_chapters(tmp_path / "out.m4a") == [
+        (c["title"], pytest.approx(max(0, c["start"] - priming), abs=0.001), pytest.approx(c["end"] - priming, abs=0.001))
+        for c in read_plan(two_steps_mp3)["chapters"]
+    ]
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffmpeg is not installed")
+def test_more_chapters_than_one_table_of_contents_holds_are_all_read_in_order(tmp_path):
+    step = audio.samples(0.05)
+    chapters = [Chapter(f"Point {number}", number * step, (number + 1) * step) for number in range(600)]
+    path = tmp_path / "many.mp3"
+    with path.open("wb") as file:
+        file.write(export.id3_tag(export.Tags(title="Many"), chapters))
+        export.encode_mp3([np.zeros(len(chapters) * step, dtype=np.int16)], file)
+    assert ffprobe_chapters(path) == [
+        (c.title, pytest.approx(c.start / SAMPLE_RATE, abs=0.001), pytest.approx(c.end / SAMPLE_RATE, abs=0.001))
+        for c in chapters
+    ]
+    data = path.read_bytes()
+    assert [element_id for element_id, _ in chapter_frames(data)] == [f"chp{number}" for number in range(600)]
+    tables = {frame.element_id: frame for frame in mutagen.id3.ID3(path).getall("CTOC")}
+    (top,) = [table for table in tables.values() if table.flags & mutagen.id3.CTOCFlags.TOP_LEVEL]
+    assert all(len(table.child_element_ids) <= 255 for table in tables.values())
+    leaves = [entry for child in top.child_element_ids for entry in tables[child].child_element_ids]
+    assert leaves == [f"chp{number}" for number in range(600)]  # a table of tables, in order
 
 
 def vtt_cues(text: str) -> list[tuple[float, float, str]]:
@@ -224,6 +299,28 @@ def test_the_peak_audit_decodes_the_loud_stretches_and_finds_the_highest_point(t
     decoded = decode(tmp_path / "a.mp3")
     assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(meter.true_peak(np.pad(decoded, 6)), abs=1e-6)
     assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(true_peak(decoded), abs=0.1)
+
+
+def test_a_full_disk_while_the_tags_are_written_is_a_one_line_error(routine_file, out, tmp_path):
+    """On a real full filesystem: a small tmpfs, mounted in a namespace of its own, filled up before the build."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = (
+        f'mount -t tmpfs -o size=4m tmpfs "{disk}" || exit 99; cp -r "{out / "cache"}" "{disk}/cache"; '
+        f'cat /dev/zero > "{disk}/filler" 2>/dev/null; '
+        f'"{sys.executable}" -m voiceguide build "{routine_file("two-steps.yaml")}" -o "{disk}"; '
+        f'status=$?; ls -a "{disk}"; exit $status'
+    )
+    try:
+        done = subprocess.run(["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    except FileNotFoundError:
+        pytest.skip("unshare is not installed")
+    if done.returncode == 99 or "unshare:" in done.stderr:
+        pytest.skip(f"cannot mount a small filesystem here: {done.stderr.strip()}")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"error: cannot write {disk / 'two-steps.mp3'}: No space left on device\n"
+    assert done.stdout.split()[-4:] == [".", "..", "cache", "filler"]  # nothing half-written is left
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (it is needed only for M4B)")

@@ -19,7 +19,7 @@ from conftest import decode, wait_for
 
 from voiceguide import audio
 from voiceguide.built import read_track
-from voiceguide.export import Tags, encode_mp3, write_tags
+from voiceguide.export import Tags, encode_mp3, id3_tag
 from voiceguide.play import BACKEND_VARIABLE, Feed
 from voiceguide.timeline import Chapter
 
@@ -30,7 +30,7 @@ FOREIGN_BACKEND = {"linux": "coreaudio", "darwin": "alsa"}.get(sys.platform, "al
 def write_track(path, step_seconds: float):
     """An MP3 with three chapters of `step_seconds` each: a tone that rises from step to step."""
     step = audio.samples(step_seconds)
-    write_tags(path, Tags(title="Short"), [Chapter(title, i * step, (i + 1) * step) for i, title in enumerate(TITLES)])
+    path.write_bytes(id3_tag(Tags(title="Short"), [Chapter(title, i * step, (i + 1) * step) for i, title in enumerate(TITLES)]))
     time_axis = np.arange(step) / audio.SAMPLE_RATE
     tones = [(np.sin(2 * np.pi * (220 * (i + 1)) * time_axis) * 8000).astype(np.int16) for i in range(3)]
     with path.open("r+b") as file:

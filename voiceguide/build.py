@@ -21,7 +21,7 @@ from voiceguide import routine as routines
 from voiceguide.document import timeline_document
 from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
-from voiceguide.export import PeakAudit, Tags, encode_mp3, write_tags
+from voiceguide.export import PeakAudit, Tags, encode_mp3, id3_tag
 from voiceguide.files import atomic_path, remove_stale_temporaries
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.limiter import limit_stream
@@ -236,13 +236,13 @@ def _encode(
     by as much (and a margin, since the lift itself varies a little from one encoding to the next).
     """
     speech = [(event.start, event.end) for event in sorted(timeline.of_kind("speech"), key=lambda event: event.start)]
+    tag = id3_tag(tags, timeline.chapters)
     ceiling, encodings = levels.TRACK_CEILING, 0
     while True:
-        path.write_bytes(b"")
-        write_tags(path, tags, timeline.chapters)
         audit = PeakAudit(levels.TRUE_PEAK_LIMIT)
         loudness = meter.StreamMeter(speech)
-        with path.open("r+b") as file:
+        with path.open("w+b") as file:
+            file.write(tag)
             blocks = _reporting("rendering", render(timeline, source), timeline.length, reporter)
             encode_mp3(audit.watch(loudness.watch(limit_stream(blocks, ceiling))), file)
         true_peak = audit.true_peak(path)

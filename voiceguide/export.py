@@ -10,11 +10,12 @@ encoder's input came near the limit, decoding only those stretches.
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator, Sequence
 
 import lameenc
 import miniaudio
@@ -40,6 +41,7 @@ AUDIT_RANGE = 12.0  # dB: coding noise cannot lift samples that stay this far un
 AUDIT_MARGIN = 2 * SAMPLES_PER_FRAME  # checked around a loud block: coding spreads noise over a frame or so
 WARM_UP_FRAMES = 4  # decoded before a stretch and dropped: the decoder's bit reservoir and filters reach back
 MAX_AUDIT_FRAMES = 400  # about 10 s: a longer stretch is decoded in parts, so memory stays flat
+MAX_TABLE_ENTRIES = 255  # a CTOC frame counts its entries in one byte
 
 
 @dataclass(frozen=True)
@@ -219,8 +221,13 @@ def _audio_start(file: BinaryIO) -> int:
     return 10 + size + footer + FRAME_BYTES
 
 
-def write_tags(path: Path, tags: Tags, chapters: Iterable[Chapter]) -> None:
-    """ID3v2.3 title/artist/album/comment/voice tags, cover art, and one CHAP frame per chapter under a CTOC."""
+def id3_tag(tags: Tags, chapters: Sequence[Chapter]) -> bytes:
+    """An ID3v2.3 tag: title/artist/album/comment/voice tags, cover art, and one CHAP frame per chapter.
+
+    The CHAP frames are stored in time order (some readers, ffmpeg among them, take chapters in
+    the order stored), under a table of contents: a CTOC lists at most 255 entries, so longer
+    lists are split into tables of tables (ID3 chapter frame addendum, section 4).
+    """
     id3 = ID3()
     id3.add(TIT2(encoding=3, text=[tags.title]))
     id3.add(TPE1(encoding=3, text=[tags.artist or DEFAULT_ARTIST]))
@@ -235,27 +242,56 @@ def write_tags(path: Path, tags: Tags, chapters: Iterable[Chapter]) -> None:
     if tags.artwork:
         artwork = tags.artwork
         id3.add(APIC(encoding=3, mime=artwork.mime, type=PictureType.COVER_FRONT, desc="Cover", data=artwork.data))
-    chapter_ids = []
-    for index, chapter in enumerate(chapters):
-        chapter_id = f"chp{index}"
-        chapter_ids.append(chapter_id)
-        id3.add(
-            CHAP(
-                element_id=chapter_id,
-                start_time=_milliseconds(chapter.start),
-                end_time=_milliseconds(chapter.end),
-                sub_frames=[TIT2(encoding=3, text=[chapter.title])],
-            )
+    chapter_frames = [
+        CHAP(
+            element_id=f"chp{index}",
+            start_time=_milliseconds(chapter.start),
+            end_time=_milliseconds(chapter.end),
+            sub_frames=[TIT2(encoding=3, text=[chapter.title])],
         )
-    id3.add(
-        CTOC(
-            element_id="toc",
-            flags=CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED,
-            child_element_ids=chapter_ids,
-            sub_frames=[TIT2(encoding=3, text=["Steps"])],
-        )
-    )
-    id3.save(str(path), v2_version=3)
+        for index, chapter in enumerate(chapters)
+    ]
+    chapter_frames = _tables_of_contents([frame.element_id for frame in chapter_frames]) + chapter_frames
+    for frame in chapter_frames:
+        id3.add(frame)
+    with io.BytesIO() as buffer:
+        id3.save(buffer, v2_version=3)
+        return _in_order(buffer.getvalue(), [frame.element_id for frame in chapter_frames])
+
+
+def _tables_of_contents(entries: list[str]) -> list[CTOC]:
+    """CTOC frames over `entries`: the top-level table first, then the tables under it, level by level."""
+    levels = []
+    while len(entries) > MAX_TABLE_ENTRIES:
+        depth = len(levels)
+        groups = [entries[start : start + MAX_TABLE_ENTRIES] for start in range(0, len(entries), MAX_TABLE_ENTRIES)]
+        levels.append([_table(f"toc{depth}.{index}", group, CTOCFlags.ORDERED) for index, group in enumerate(groups)])
+        entries = [table.element_id for table in levels[-1]]
+    top = _table("toc", entries, CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED)
+    return [top] + [table for level in reversed(levels) for table in level]
+
+
+def _table(element_id: str, entries: list[str], flags: int) -> CTOC:
+    return CTOC(element_id=element_id, flags=flags, child_element_ids=entries, sub_frames=[TIT2(encoding=3, text=["Steps"])])
+
+
+def _in_order(tag: bytes, element_ids: list[str]) -> bytes:
+    """An ID3v2.3 `tag` with its CTOC and CHAP frames in the order of `element_ids`, after the other frames.
+
+    mutagen writes frames sorted by size, so chapters come out of order; the frames are moved
+    as they are, so the tag keeps its size.
+    """
+    assert tag[:4] == b"ID3\x03" and tag[5] == 0, "an ID3v2.3 tag without unsynchronisation or extended header"
+    frames, position = [], 10
+    while position + 10 <= len(tag) and tag[position] != 0:  # padding follows the last frame
+        end = position + 10 + int.from_bytes(tag[position + 4 : position + 8], "big")
+        frames.append(tag[position:end])
+        position = end
+    rank = {element_id.encode(): index for index, element_id in enumerate(element_ids)}
+    chapters = [frame for frame in frames if frame[:4] in (b"CHAP", b"CTOC")]
+    chapters.sort(key=lambda frame: rank[frame[10:].split(b"\0", 1)[0]])
+    others = [frame for frame in frames if frame[:4] not in (b"CHAP", b"CTOC")]
+    return tag[:10] + b"".join(others + chapters) + tag[position:]
 
 
 def _milliseconds(sample: int) -> int:

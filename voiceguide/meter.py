@@ -206,7 +206,7 @@ class LoudnessMeter:
         if len(steps) >= per_block:
             blocks = np.lib.stride_tricks.sliding_window_view(steps, per_block).mean(axis=1)
         elif self._samples:
-            blocks = np.array([(steps.sum() * self._step + np.sum(self._pending**2)) / self._samples])
+            blocks = np.array([self._mean_square()])
         else:
             return -math.inf
         gated = blocks[_lufs(blocks) > ABSOLUTE_GATE]
@@ -214,6 +214,15 @@ class LoudnessMeter:
             return -math.inf
         threshold = _lufs(gated.mean()) + RELATIVE_GATE
         return float(_lufs(gated[_lufs(gated) > threshold].mean()))
+
+
+    def average(self) -> float:
+        """Loudness in LUFS with every sample counting alike: no blocks, no gates; -inf for silence."""
+        return float(_lufs(self._mean_square())) if self._samples else -math.inf
+
+    def _mean_square(self) -> float:
+        """Of all the K-weighted samples so far."""
+        return (sum(float(energies.sum()) for energies in self._energies) * self._step + np.sum(self._pending**2)) / self._samples
 
 
 def _lufs(mean_squares):
@@ -225,6 +234,17 @@ def integrated_loudness(samples: np.ndarray) -> float:
     meter = LoudnessMeter()
     meter.feed(samples)
     return meter.integrated()
+
+
+def average_loudness(samples: np.ndarray) -> float:
+    """A clip's loudness as the voice's is measured, over all its speech joined: every sample of it counts alike.
+
+    Gated blocks would count a short clip's middle more than its ends, and so read it louder
+    than it plays among the others.
+    """
+    meter = LoudnessMeter()
+    meter.feed(samples)
+    return meter.average()
 
 
 def loudness_in_track(samples: np.ndarray) -> float:
