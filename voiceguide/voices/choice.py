@@ -194,12 +194,10 @@ def choose_voice(voice: VoiceSettings) -> VoiceRequest:
 
 
 def _auto_note(engine: str, listing: list[EngineVoices], language: str) -> str:
-    """Why `auto` chose `engine` for `language`."""
+    """Why `auto` chose `engine` for `language`, in a few words."""
     if engine in NEURAL_ENGINES:
-        return f"auto: a neural voice for {language}"
-    reasons = [
-        found.missing or f"no neural voice for {language!r} is installed"
-        for found in listing
-        if found.engine in NEURAL_ENGINES
-    ]
-    return f"auto: {'; '.join(reasons)}, so {engine} speaks"
+        return f"auto: a natural voice for {language}"
+    missing = [found.engine for found in listing if found.engine in NEURAL_ENGINES and found.missing]
+    if missing:
+        return f"auto: {' and '.join(missing)} is not installed, so {engine} speaks; 'voiceguide voices' says why"
+    return f"auto: no natural voice for {language!r} is installed, so {engine} speaks"

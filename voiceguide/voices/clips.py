@@ -68,7 +68,7 @@ def prepare_clip(engine_output: Path) -> np.ndarray:
         raise ClipRejected(f"the engine's file is not audio ({error})") from None
     if raw.size == 0 or np.abs(raw.astype(np.int32)).max() < SPEECH_THRESHOLD:
         raise ClipRejected("the engine's file holds no speech")
-    levelled = limiter.level(audio.trim_silence(raw), levels.VOICE_LUFS, levels.SPEECH_PEAK, meter.average_loudness)
+    levelled = limiter.level(audio.trim_silence(raw), levels.VOICE_LUFS, levels.SPEECH_PEAK, meter.joined_loudness)
     return audio.fade_edges(levelled, FADE_IN, FADE_OUT)
 
 
