@@ -66,7 +66,9 @@ def two_steps_mp3(tmp_path_factory) -> Path:
     return out / "two-steps.mp3"
 
 
-def estimated_plan(routine: routines.Routine, length: int | None = None, fill_repeat: bool = False) -> timeline.Timeline:
+def estimated_plan(
+    routine: routines.Routine, length: int | None = None, fill_repeat: bool = False
+) -> timeline.Timeline:
     """The routine's timeline with every speech length estimated: no voice needed."""
     lines = dict.fromkeys(timeline.spoken_lines(routine))
     return timeline.plan(routine, estimate_lengths(lines, routine.voice.speed), build.sound_length, length, fill_repeat)

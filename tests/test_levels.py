@@ -17,10 +17,9 @@ from pathlib import Path
 import numpy as np
 import pyloudnorm
 import pytest
+from conftest import FIXTURES, ROUTINES, SAMPLE_RATE, decode, read_plan, run_cli, true_peak
 
 from voiceguide import routine as routines
-
-from conftest import FIXTURES, ROUTINES, SAMPLE_RATE, decode, read_plan, run_cli, true_peak
 
 VOICE = -16.0  # LUFS, over the speech alone
 SOUND = VOICE - 8  # chimes, bells, bowls, ticks: each between pauses
@@ -130,7 +129,8 @@ def measure(mp3: Path) -> Levels:
     events = read_plan(mp3)["events"]
     speech = np.concatenate([samples[start:end] for start, end in spans(events, ("speech",))])
     voice = loudness(speech, [(0, len(speech))])  # the speech joined, as the voice is measured
-    fades = [(0, round((FADE + MARGIN) * SAMPLE_RATE)), (len(samples) - round((FADE + MARGIN) * SAMPLE_RATE), len(samples))]
+    edge = round((FADE + MARGIN) * SAMPLE_RATE)
+    fades = [(0, edge), (len(samples) - edge, len(samples))]
     alone = minus(minus([(0, len(samples))], spans(events, ("speech", "sound", "breath"), MARGIN)), fades)
     heard = [(start, end) for start, end in alone if samples[start:end].any()]
     bed = loudness(samples, heard) if sum(end - start for start, end in heard) > 2 * SAMPLE_RATE else None

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pyloudnorm
 import pytest
+from conftest import SAMPLE_RATE
 from scipy.signal import resample_poly
 
 from voiceguide import limiter, meter
-
-from conftest import SAMPLE_RATE
 
 RNG = np.random.default_rng(7)
 

@@ -23,8 +23,8 @@ from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
 from voiceguide.export import PeakAudit, Tags, encode_mp3, id3_tag
 from voiceguide.files import atomic_path, remove_stale_temporaries
-from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.limiter import limit_stream
+from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import render
 from voiceguide.sidecars import write_sidecars
 from voiceguide.timeline import Event, LengthUnreachable, Timeline, plan, spoken_lines

@@ -13,9 +13,10 @@ from __future__ import annotations
 import io
 import math
 import struct
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Sequence
+from typing import BinaryIO
 
 import lameenc
 import miniaudio
@@ -242,37 +243,32 @@ def id3_tag(tags: Tags, chapters: Sequence[Chapter]) -> bytes:
     if tags.artwork:
         artwork = tags.artwork
         id3.add(APIC(encoding=3, mime=artwork.mime, type=PictureType.COVER_FRONT, desc="Cover", data=artwork.data))
-    chapter_frames = [
-        CHAP(
-            element_id=f"chp{index}",
-            start_time=_milliseconds(chapter.start),
-            end_time=_milliseconds(chapter.end),
-            sub_frames=[TIT2(encoding=3, text=[chapter.title])],
-        )
-        for index, chapter in enumerate(chapters)
-    ]
-    chapter_frames = _tables_of_contents([frame.element_id for frame in chapter_frames]) + chapter_frames
-    for frame in chapter_frames:
-        id3.add(frame)
+    chapter_ids = [f"chp{index}" for index in range(len(chapters))]
+    tables = _tables_of_contents(chapter_ids)
+    for element_id, entries, flags in tables:
+        id3.add(CTOC(element_id=element_id, flags=flags, child_element_ids=entries, sub_frames=[_title("Steps")]))
+    for element_id, chapter in zip(chapter_ids, chapters, strict=True):
+        start, end = _milliseconds(chapter.start), _milliseconds(chapter.end)
+        id3.add(CHAP(element_id=element_id, start_time=start, end_time=end, sub_frames=[_title(chapter.title)]))
     with io.BytesIO() as buffer:
         id3.save(buffer, v2_version=3)
-        return _in_order(buffer.getvalue(), [frame.element_id for frame in chapter_frames])
+        return _in_order(buffer.getvalue(), [element_id for element_id, _, _ in tables] + chapter_ids)
 
 
-def _tables_of_contents(entries: list[str]) -> list[CTOC]:
-    """CTOC frames over `entries`: the top-level table first, then the tables under it, level by level."""
-    levels = []
+def _title(text: str) -> TIT2:
+    return TIT2(encoding=3, text=[text])
+
+
+def _tables_of_contents(entries: list[str]) -> list[tuple[str, list[str], int]]:
+    """Tables of contents over `entries`, as (element ID, entries, flags): the top-level one first,
+    then the tables under it, level by level."""
+    tiers: list[list[tuple[str, list[str], int]]] = []
     while len(entries) > MAX_TABLE_ENTRIES:
-        depth = len(levels)
         groups = [entries[start : start + MAX_TABLE_ENTRIES] for start in range(0, len(entries), MAX_TABLE_ENTRIES)]
-        levels.append([_table(f"toc{depth}.{index}", group, CTOCFlags.ORDERED) for index, group in enumerate(groups)])
-        entries = [table.element_id for table in levels[-1]]
-    top = _table("toc", entries, CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED)
-    return [top] + [table for level in reversed(levels) for table in level]
-
-
-def _table(element_id: str, entries: list[str], flags: int) -> CTOC:
-    return CTOC(element_id=element_id, flags=flags, child_element_ids=entries, sub_frames=[TIT2(encoding=3, text=["Steps"])])
+        tiers.append([(f"toc{len(tiers)}.{index}", group, CTOCFlags.ORDERED) for index, group in enumerate(groups)])
+        entries = [element_id for element_id, _, _ in tiers[-1]]
+    top = ("toc", entries, CTOCFlags.TOP_LEVEL | CTOCFlags.ORDERED)
+    return [top] + [table for tier in reversed(tiers) for table in tier]
 
 
 def _in_order(tag: bytes, element_ids: list[str]) -> bytes:

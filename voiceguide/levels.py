@@ -4,19 +4,18 @@ The voice sets the level. Every spoken line is brought to VOICE_LUFS as it enter
 cache, and the track is mixed at unity gain, so the voice plays at VOICE_LUFS, measured over
 the speech alone, in every routine and at every length. Everything else sits a fixed number of
 LU below the voice, set where it is made (sounds.py, render.py), so no level depends on how long
-the routine runs:
+the routine runs or what else plays:
 
-| part                                        | loudness          | true peak     |
-| ------------------------------------------- | ----------------- | ------------- |
-| the voice: narration, spoken cues, numbers  | VOICE_LUFS        | SPEECH_PEAK   |
-| chimes, bells, bowls, ticks, sound files    | SOUND_OFFSET      | SOUND_PEAK    |
-| breathing tones                             | BREATH_OFFSET     | SOUND_PEAK    |
-| the background bed                          | `background.level` (BED_OFFSET by default), BED_DUCK lower under speech |
+    the voice (narration, spoken cues and numbers)  VOICE_LUFS, over all the speech joined
+    chimes, bells, bowls, ticks, sound files        SOUND_OFFSET, each between short pauses
+    breathing tones                                 BREATH_OFFSET, over the tones
+    the background bed                              `background.level` (BED_OFFSET by default),
+                                                    BED_DUCK lower while the voice speaks
 
 The whole track's loudness then says how much of it is speech: a routine of long quiet holds
-measures lower as a whole, while its voice stays where it was. The limiter only guards the
-ceiling, which the parts' own peaks stay under; MP3 coding can still lift a peak, which the
-build checks in the MP3 as a player decodes it.
+measures lower as a whole, while its voice stays where it was. No part peaks over the limiter's
+ceiling, which only guards it; MP3 coding can still lift a peak, which the build checks in the
+MP3 as a player decodes it.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ int16 samples in and give int16 samples out.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -67,7 +67,7 @@ def limit_stream(blocks: Iterable[np.ndarray], ceiling: float) -> Iterator[np.nd
     meter.overshoot_bound), and as it looks a little ahead, a block comes out once the next is
     in. Blocks shorter than that look-ahead are joined first; the total length is the same.
     """
-    quiet = meter.gain(ceiling) / meter.overshoot_bound() * audio.FULL_SCALE  # no point near samples this soft passes the ceiling
+    quiet = meter.gain(ceiling) / meter.overshoot_bound() * audio.FULL_SCALE  # nothing near samples this soft can pass
     marked = ((block, audio.peak(block) > quiet) for block in _joined(blocks, CONTEXT))
     before = current = None  # (block, whether it is loud)
     for after in chain(marked, [None]):
@@ -78,7 +78,8 @@ def limit_stream(blocks: Iterable[np.ndarray], ceiling: float) -> Iterator[np.nd
             else:
                 head = before[0][-CONTEXT:] if before else current[0][:0]
                 tail = after[0][:CONTEXT] if after else current[0][:0]
-                yield _to_int16(_limited(*(part / audio.FULL_SCALE for part in (head, current[0], tail)), ceiling))
+                scaled = [part / audio.FULL_SCALE for part in (head, current[0], tail)]
+                yield _to_int16(_limited(scaled[0], scaled[1], scaled[2], ceiling))
         before, current = current, after
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from voiceguide import cover, sounds
+from voiceguide import cover, levels, sounds
 from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
 from voiceguide.errors import RoutineError
 from voiceguide.files import not_a_file
@@ -466,7 +466,7 @@ DEFAULTABLE = ("hold", "transition", "countdown", "breathe", "min", "max", "flex
 @dataclass(frozen=True)
 class Background:
     sound: Path = key(parse_bed, "a built-in bed (rain, drone) or an audio file, looped")
-    level: float = key(parse_level, "loudness relative to the voice, in dB", default=-22.0)
+    level: float = key(parse_level, "loudness relative to the voice, in dB", default=levels.BED_OFFSET)
 
 
 def parse_background(node: yaml.Node, ctx: Context) -> Background | None:
