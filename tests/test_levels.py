@@ -200,9 +200,12 @@ def test_ffmpegs_ebu_r128_meter_reads_the_loudness_and_peak_the_build_printed(le
 
 
 def with_bed(name: str, folder: Path) -> Path:
-    """A copy of a bundled routine with a drone bed at the default level (in place of its own bed)."""
+    """A copy of a bundled routine with a drone bed at the default level (in place of its own bed),
+    beside copies of the others, whose steps it may use."""
+    for routine in ROUTINES.glob("*.yaml"):
+        shutil.copy(routine, folder)
     text = (ROUTINES / name).read_text(encoding="utf-8")
-    text = re.sub(r"^background:.*\n", "", text, flags=re.MULTILINE) + "background: drone\n"
+    text = re.sub(r"^background:.*\n", "", text, flags=re.MULTILINE).rstrip("\n") + "\nbackground: drone\n"
     copy = folder / name.replace(".yaml", "-bed.yaml")
     copy.write_text(text, encoding="utf-8")
     return copy
