@@ -302,6 +302,31 @@ def test_the_peak_audit_decodes_the_loud_stretches_and_finds_the_highest_point(t
     assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(true_peak(decoded), abs=0.1)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffmpeg is not installed")
+def test_a_routine_of_257_chapters_validates_builds_and_plays_every_chapter_in_order(cli, tmp_path):
+    lines = ["title: Many points", "intro: Welcome.", "steps:"]
+    for number in range(1, 65):
+        lines += [f"  - name: Point {number}", "    say: Press.", "    hold: 0s", "    repeat: 4", "    transition: none"]
+    routine = tmp_path / "many.yaml"
+    routine.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert cli("validate", routine).exit_code == 0
+    result = cli("build", routine, "-o", tmp_path / "out")
+    assert result.exit_code == 0, result.stderr
+    mp3 = tmp_path / "out" / "many.mp3"
+    titles = ["Introduction"] + [f"Point {n} (round {r} of 4)" for n in range(1, 65) for r in range(1, 5)]
+    assert ffprobe_chapters(mp3) == [
+        (c["title"], pytest.approx(c["start"], abs=0.001), pytest.approx(c["end"], abs=0.001))
+        for c in read_plan(mp3)["chapters"]
+    ]
+    assert [title for title, _, _ in ffprobe_chapters(mp3)] == titles
+    tables = {frame.element_id: frame for frame in mutagen.id3.ID3(mp3).getall("CTOC")}
+    (top,) = [table for table in tables.values() if table.flags & mutagen.id3.CTOCFlags.TOP_LEVEL]
+    leaves = [entry for child in top.child_element_ids for entry in tables[child].child_element_ids]
+    assert leaves == [element_id for element_id, _ in chapter_frames(mp3.read_bytes())]
+    assert len(leaves) == 257
+
+
 def test_a_full_disk_while_the_tags_are_written_is_a_one_line_error(routine_file, out, tmp_path):
     """On a real full filesystem: a small tmpfs, mounted in a namespace of its own, filled up before the build."""
     disk = tmp_path / "disk"
