@@ -307,7 +307,8 @@ def test_the_peak_audit_decodes_the_loud_stretches_and_finds_the_highest_point(t
 def test_a_routine_of_257_chapters_validates_builds_and_plays_every_chapter_in_order(cli, tmp_path):
     lines = ["title: Many points", "intro: Welcome.", "steps:"]
     for number in range(1, 65):
-        lines += [f"  - name: Point {number}", "    say: Press.", "    hold: 0s", "    repeat: 4", "    transition: none"]
+        lines += [f"  - name: Point {number}", "    say: Press.", "    hold: 0s", "    repeat: 4"]
+        lines += ["    transition: none"]
     routine = tmp_path / "many.yaml"
     routine.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert cli("validate", routine).exit_code == 0
