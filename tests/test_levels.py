@@ -119,7 +119,7 @@ class Levels:
     voice: float  # LUFS over the speech
     bed: float | None  # LUFS where the bed plays alone; None without a bed
     breath: float | None  # LUFS of the breathing tones, the bed's share taken out; None without tones
-    sounds: list[tuple[str, float, float]]  # (sound, start, LUFS between pauses, the bed's share taken out) for each
+    sounds: list[tuple[str, float, float]]  # (sound, start in s, LUFS between pauses less the bed) for each sound
     true_peak: float  # dBTP
 
 
