@@ -20,6 +20,7 @@ from mutagen.id3 import PictureType
 
 from voiceguide import audio, cover, export, levels, meter
 from voiceguide import build as build_module
+from voiceguide.built import read_track
 from voiceguide.timeline import Chapter
 
 BITRATES_KBPS = [0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320]  # MPEG-1 Layer III
@@ -181,6 +182,7 @@ def test_more_chapters_than_one_table_of_contents_holds_are_all_read_in_order(tm
     assert all(len(table.child_element_ids) <= 255 for table in tables.values())
     leaves = [entry for child in top.child_element_ids for entry in tables[child].child_element_ids]
     assert leaves == [f"chp{number}" for number in range(600)]  # a table of tables, in order
+    assert [chapter.title for chapter in read_track(path).chapters] == [c.title for c in chapters]  # as serve reads it
 
 
 def vtt_cues(text: str) -> list[tuple[float, float, str]]:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mutagen
 import mutagen.mp3
+from mutagen.id3 import CTOCFlags
 
 from voiceguide.cover import Artwork
 from voiceguide.document import TimelineDocument
@@ -68,14 +69,29 @@ def read_track(path: Path) -> Track:
 
 def _chapters(tags) -> tuple[TrackChapter, ...]:
     frames = {frame.element_id: frame for frame in tags.getall("CHAP")}
-    tables = [table for table in tags.getall("CTOC") if all(child in frames for child in table.child_element_ids)]
-    order = tables[0].child_element_ids if tables else sorted(frames, key=lambda name: frames[name].start_time)
+    tables = {table.element_id: table for table in tags.getall("CTOC")}
+    top = [table for table in tables.values() if table.flags & CTOCFlags.TOP_LEVEL]
+    listed = [name for name in _listed(top[0], tables, set()) if name in frames] if top else []
+    order = listed or sorted(frames, key=lambda name: frames[name].start_time)
     return tuple(
         TrackChapter(
             str(frames[name].sub_frames.get("TIT2", name)), frames[name].start_time / 1000, frames[name].end_time / 1000
         )
         for name in order
     )
+
+
+def _listed(table, tables: dict, opened: set[str]) -> list[str]:
+    """The entries of a table of contents, with the tables it lists opened in place (a long list of
+    chapters is a table of tables: a CTOC holds 255 entries at most). A table is opened once."""
+    opened.add(table.element_id)
+    entries = []
+    for child in table.child_element_ids:
+        if child not in tables:
+            entries.append(child)
+        elif child not in opened:
+            entries += _listed(tables[child], tables, opened)
+    return entries
 
 
 def audio_digest(track: Track) -> str:
