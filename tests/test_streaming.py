@@ -39,7 +39,8 @@ def peak_memory(minutes: float) -> int:
     try:
         audit = PeakAudit(levels.TRUE_PEAK_LIMIT)
         speech = [(event.start, event.end) for event in timeline.of_kind("speech")]
-        for _ in audit.watch(meter.StreamMeter(speech).watch(limit_stream(render(timeline, source), levels.TRACK_CEILING))):
+        limited = limit_stream(render(timeline, source), levels.TRACK_CEILING)
+        for _ in audit.watch(meter.StreamMeter(speech).watch(limited)):
             pass
         return tracemalloc.get_traced_memory()[1]
     finally:
