@@ -124,7 +124,8 @@ def test_one_of_a_thing_is_singular_everywhere(tmp_path):
     assert re.fullmatch(r"One step: \S+ \(speech: 0 lines from cached clips, 1 estimated\)", planned)
     built = run_cli("build", routine, "-o", out, *ESPEAK)
     summary = built.stdout.splitlines()[1]
-    assert re.fullmatch(r"built \S+ \(\S+, 1 chapter, \S+ LUFS, \S+ dBTP\): 0 clips reused, 1 new, in \S+", summary)
+    levels = r"voice \S+ LUFS, track \S+ LUFS, peak \S+ dBTP"
+    assert re.fullmatch(rf"built \S+ \(\S+, 1 chapter, {levels}\): 0 clips reused, 1 new, in \S+", summary)
     again = run_cli("build", routine, "-o", out, "--force", *ESPEAK)
     assert ": 1 clip reused, 0 new, in " in again.stdout
     assert "speech: 1 line from cached clips, 0 estimated" in run_cli("plan", routine, "-o", out, *ESPEAK).stdout
