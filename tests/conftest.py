@@ -26,6 +26,7 @@ from voiceguide import audio, build, timeline
 from voiceguide import routine as routines
 from voiceguide.cli import main
 from voiceguide.durations import format_duration
+from voiceguide.voices.cache import CACHE_DIR_VARIABLE
 from voiceguide.voices.clips import estimate_lengths
 
 SAMPLE_RATE = 44_100
@@ -34,6 +35,26 @@ SILENCE_DB = -70  # a hold is quieter than this
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROUTINES = REPO / "routines"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def clip_cache_home(tmp_path_factory) -> Path:
+    """One clip cache for the whole session, never the user's own; builds here (and their subprocesses) use it.
+
+    A test that counts the clips a build makes or reuses gives it a cache of its own with --cache-dir.
+    """
+    folder = tmp_path_factory.mktemp("user-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_DIR_VARIABLE, str(folder))
+        yield folder
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch) -> Path:
+    """A clip cache of this test's own, empty at first, for tests that count what a build voices."""
+    folder = tmp_path / "user-cache"
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(folder))
+    return folder
 
 
 @dataclass

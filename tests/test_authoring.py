@@ -115,12 +115,12 @@ steps:
 """
 
 
-def test_one_of_a_thing_is_singular_everywhere(tmp_path):
+def test_one_of_a_thing_is_singular_everywhere(tmp_path, own_cache):
     routine = tmp_path / "one.yaml"
     routine.write_text(ONE_STEP, encoding="utf-8")
     out = tmp_path / "out"
     assert run_cli("validate", routine).stdout == f"ok: {routine} (1 step)\n"
-    planned = run_cli("plan", routine, "-o", out, *ESPEAK).stdout.splitlines()[0]
+    planned = run_cli("plan", routine, *ESPEAK).stdout.splitlines()[0]
     assert re.fullmatch(r"One step: \S+ \(speech: 0 lines from cached clips, 1 estimated\)", planned)
     built = run_cli("build", routine, "-o", out, *ESPEAK)
     summary = built.stdout.splitlines()[1]
@@ -128,11 +128,11 @@ def test_one_of_a_thing_is_singular_everywhere(tmp_path):
     assert re.fullmatch(rf"built \S+ \(\S+, 1 chapter, {levels}\): 0 clips reused, 1 new, in \S+", summary)
     again = run_cli("build", routine, "-o", out, "--force", *ESPEAK)
     assert ": 1 clip reused, 0 new, in " in again.stdout
-    assert "speech: 1 line from cached clips, 0 estimated" in run_cli("plan", routine, "-o", out, *ESPEAK).stdout
+    assert "speech: 1 line from cached clips, 0 estimated" in run_cli("plan", routine, *ESPEAK).stdout
     script = (out / "one.md").read_text(encoding="utf-8")
     assert " in all, 1 chapter.\n" in script
     natural = read_plan(out / "one.mp3")["length"]
-    longer = run_cli("plan", routine, "-o", out, "--length", f"{natural + 13:.1f}s", "--fill", "repeat", *ESPEAK)
+    longer = run_cli("plan", routine, "--length", f"{natural + 13:.1f}s", "--fill", "repeat", *ESPEAK)
     assert "note: repeated 'Rest' 1 more time\n" in longer.stderr
 
 

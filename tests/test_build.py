@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from voiceguide.cli import main
 
 from conftest import FIXTURES, SAMPLE_RATE, assert_speech_where_planned, decode, level_db, read_plan, span
+from voiceguide.voices.cache import CACHE_DIR_VARIABLE
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +22,18 @@ def first_build(tmp_path_factory):
     folder = tmp_path_factory.mktemp("first-build")
     routine = folder / "two-steps.yaml"
     shutil.copy(FIXTURES / "two-steps.yaml", routine)
-    result = CliRunner().invoke(main, ["build", str(routine), "-o", str(folder / "out")])
+    command = ["build", str(routine), "-o", str(folder / "out"), "--cache-dir", str(folder / "cache")]
+    result = CliRunner().invoke(main, command)
     assert result.exit_code == 0, result.output
     return routine, folder / "out" / "two-steps.mp3", result
 
 
 @pytest.fixture
-def built(first_build, tmp_path):
-    """A copy of the first build (routine, outputs and clip cache) that a test may change."""
+def built(first_build, tmp_path, monkeypatch):
+    """A copy of the first build (routine, outputs and its own clip cache, which the test then uses) to change."""
     routine, mp3, result = first_build
     shutil.copytree(routine.parent, tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(tmp_path / "cache"))
     return tmp_path / routine.name, tmp_path / "out" / mp3.name, result
 
 

@@ -83,8 +83,8 @@ def write(folder: Path, files: dict[str, str]) -> None:
         (folder / name).write_text(text, encoding="utf-8")
 
 
-def clips(out: Path) -> set[Path]:
-    return set((out / "cache").rglob("*.wav"))
+def clips(cache: Path) -> set[Path]:
+    return set(cache.rglob("*.wav"))
 
 
 @pytest.fixture(scope="module")
@@ -95,12 +95,13 @@ def built(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("compose")
     write(folder, {"library/warm-up.yaml": WARM_UP, "points.yaml": POINTS, "session.yaml": SESSION})
+    own = ("--cache-dir", folder / "cache")
     originals = run_cli(
-        "build", folder / "points.yaml", folder / "library" / "warm-up.yaml", "-o", folder / "out", *ESPEAK
+        "build", folder / "points.yaml", folder / "library" / "warm-up.yaml", "-o", folder / "out", *own, *ESPEAK
     )
     assert originals.exit_code == 0, originals.stderr
-    before = clips(folder / "out")
-    session = run_cli("build", folder / "session.yaml", "-o", folder / "out", *ESPEAK)
+    before = clips(folder / "cache")
+    session = run_cli("build", folder / "session.yaml", "-o", folder / "out", *own, *ESPEAK)
     assert session.exit_code == 0, session.stderr
     return folder, before, session
 
@@ -156,7 +157,7 @@ def test_used_steps_are_the_steps_of_their_routine_with_this_routines_defaults_u
 def test_used_lines_are_voiced_once_for_every_routine_that_uses_them(built):
     """The same text in the same voice is the same clip; the session's respelling of "hands" is its own."""
     folder, before, session = built
-    made = clips(folder / "out") - before
+    made = clips(folder / "cache") - before
     assert len(made) == 4  # its intro, its step and its outro, and "Rub your hands together." respelled
     assert ": 5 clips reused, 4 new, in " in session.stdout
 

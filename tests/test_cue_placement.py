@@ -54,7 +54,7 @@ OUTSIDE = """\
 @pytest.mark.parametrize("command", ["validate", "plan", "build"])
 def test_a_cue_outside_its_hold_is_an_error_at_its_line(cli, tmp_path, command):
     path = write(tmp_path, OUTSIDE)
-    result = cli(command, path, *(["-o", tmp_path / "out"] if command != "validate" else []))
+    result = cli(command, path, *(["-o", tmp_path / "out"] if command == "build" else []))
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: {path}:10:13: steps[1].cues[0].at: 2m is past the end of the 1m30s hold; "
@@ -199,7 +199,7 @@ def test_validate_plan_and_build_print_the_same_warnings(cli, tmp_path):
     path = write(tmp_path, COLLIDING)
     out = tmp_path / "out"
     validated = cli("validate", path)
-    planned = cli("plan", path, "-o", out)
+    planned = cli("plan", path)
     built = cli("build", path, "-o", out, "--engine", "pyttsx3")
     assert (validated.exit_code, planned.exit_code, built.exit_code) == (0, 0, 0), built.stderr
     assert validated.stdout == f"ok: {path} (2 steps)\n"
@@ -270,7 +270,8 @@ def test_a_length_too_short_for_a_cue_in_seconds_names_the_cue(cli, tmp_path):
     path = write(tmp_path, SHRINKING)
     out = tmp_path / "out"
     for command in ("plan", "build"):
-        result = cli(command, path, "-o", out, "--length", "1m", "--engine", "pyttsx3")
+        output = ["-o", out] if command == "build" else []
+        result = cli(command, path, *output, "--length", "1m", "--engine", "pyttsx3")
         assert result.exit_code == 2
         assert result.stderr.startswith(
             f"error: {path}:7:13: steps[0].cues[0].at: 1m keeps its 1m30s hold from shrinking below 1m3s, "

@@ -15,15 +15,17 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 import pytest
 
 from conftest import (
     FIXTURES, ROUTINES, SAMPLE_RATE, decode, level_db, read_plan, run_cli, span, watch_process, window_levels,
 )
-from voiceguide import build as build_module, cli, sounds
+from voiceguide import build as build_module, cli, provenance, sounds
 from voiceguide.build import BuildOptions, BuildResult, Reporter, UpToDate
 from voiceguide.errors import RoutineError, VoiceguideError
-from voiceguide.voices.cache import ClipCache
+from voiceguide.voices.cache import CACHE_DIR_VARIABLE, ClipCache
+from voiceguide.voices import pool
 from voiceguide.voices.choice import VoiceOverride
 from voiceguide.watch import watch
 
@@ -38,7 +40,7 @@ def bundled(tmp_path_factory) -> Path:
     """A folder with a copy of a bundled routine, built once into out/; tests that change it work on a copy."""
     root = tmp_path_factory.mktemp("bundled")
     shutil.copy(ROUTINES / BUNDLED, root / BUNDLED)
-    result = run_cli("build", root / BUNDLED, "-o", root / "out", *ESPEAK)
+    result = run_cli("build", root / BUNDLED, "-o", root / "out", "--cache-dir", root / "cache", *ESPEAK)
     assert result.exit_code == 0, result.stderr
     return root
 
@@ -48,7 +50,7 @@ def test_one_step_edit_voices_one_clip_and_changes_only_that_step(bundled, tmp_p
     routine, mp3 = root / BUNDLED, root / "out" / "back-pressure-points.mp3"
     before, step = decode(mp3), next(c for c in read_plan(mp3)["chapters"] if c["title"] == EDITED_STEP)
     routine.write_text(routine.read_text().replace("inch, and hold steadily.", "inch, and hold it steadily."))
-    result = run_cli("build", routine, "-o", root / "out", *ESPEAK)
+    result = run_cli("build", routine, "-o", root / "out", "--cache-dir", root / "cache", *ESPEAK)
     assert result.exit_code == 0, result.stderr
     assert "clips reused, 1 new" in result.stdout
     assert f'changed: {BUNDLED}; the words of "{EDITED_STEP}"\n' in result.stdout
@@ -74,7 +76,7 @@ def test_an_unchanged_routine_is_up_to_date_and_left_alone(bundled):
     outputs = sorted((bundled / "out").glob("back-pressure-points.*"))
     assert [path.suffix for path in outputs] == [".html", ".json", ".md", ".mp3", ".vtt"]
     written = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in outputs}
-    result = run_cli("build", bundled / BUNDLED, "-o", bundled / "out", *ESPEAK)
+    result = run_cli("build", bundled / BUNDLED, "-o", bundled / "out", "--cache-dir", bundled / "cache", *ESPEAK)
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"up to date: {bundled / 'out' / 'back-pressure-points.mp3'}\n"
     assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in outputs} == written
@@ -91,19 +93,22 @@ def two_steps_built(tmp_path_factory) -> Path:
     shutil.copy(sounds.builtin_path("bell"), root / "routines" / "ding.wav")
     text = (FIXTURES / "two-steps.yaml").read_text().replace("transition: bell", "transition: ding.wav")
     (root / "routines" / "two-steps.yaml").write_text(text)
-    result = run_cli("build", root / "routines" / "two-steps.yaml", "-o", root / "out", *ESPEAK)
+    result = run_cli("build", root / "routines" / "two-steps.yaml", "-o", root / "out", "--cache-dir", root / "cache", *ESPEAK)
     assert result.exit_code == 0, result.stderr
     return root
 
 
 @pytest.fixture
 def project(two_steps_built, tmp_path) -> Path:
-    """A fresh copy of the built two-step project, for a test to change."""
+    """A fresh copy of the built two-step project (routines/, out/ and its own clip cache, cache/), for a test to change."""
     return shutil.copytree(two_steps_built, tmp_path / "project")
 
 
 def build_two_steps(project: Path, *options: str):
-    return run_cli("build", project / "routines" / "two-steps.yaml", "-o", project / "out", *ESPEAK, *options)
+    return run_cli(
+        "build", project / "routines" / "two-steps.yaml", "-o", project / "out", "--cache-dir", project / "cache", *ESPEAK,
+        *options,
+    )
 
 
 def test_force_builds_again_from_the_cached_clips(project):
@@ -148,6 +153,33 @@ def test_a_missing_or_altered_output_builds_again(project):
     assert "5 clips reused, 0 new" in build_two_steps(project).stdout
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (it is needed only for M4B)")
+def test_an_extra_format_is_made_from_the_up_to_date_mp3_without_rendering_it_again(project):
+    out = project / "out"
+    mp3, m4b = out / "two-steps.mp3", out / "two-steps.m4b"
+    written = (mp3.stat().st_mtime_ns, mp3.read_bytes())
+    with_m4b = build_two_steps(project, "--format", "m4b")
+    assert with_m4b.exit_code == 0, with_m4b.stderr
+    assert with_m4b.stdout == f"up to date: {mp3}; made {m4b} from it\n"
+    assert (mp3.stat().st_mtime_ns, mp3.read_bytes()) == written
+    assert read_plan(mp3)["outputs"]["two-steps.m4b"] == provenance.file_digest(m4b)
+    assert build_two_steps(project, "--format", "m4b").stdout == f"up to date: {mp3}\n"
+    assert build_two_steps(project).stdout == f"up to date: {mp3}\n"  # and without it again
+    m4b.unlink()
+    assert build_two_steps(project).stdout == f"up to date: {mp3}\n"
+    assert (mp3.stat().st_mtime_ns, mp3.read_bytes()) == written
+
+
+def test_an_unreachable_length_fails_before_any_clip_is_voiced(routine_file, own_cache, tmp_path):
+    routine = routine_file("two-steps.yaml")
+    planned = run_cli("plan", routine, "--length", "5s", *ESPEAK)
+    result = run_cli("build", routine, "-o", tmp_path / "out", "--length", "5s", *ESPEAK)
+    assert result.exit_code == planned.exit_code == 2
+    assert result.stderr.startswith("error: two-steps can run from ") and result.stderr == planned.stderr
+    assert "voice:" not in result.stdout and not list(own_cache.rglob("*.wav"))
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- folders
 
 
@@ -160,7 +192,7 @@ def test_a_folder_builds_every_routine_and_goes_on_past_errors(project, monkeypa
     (project / "routines" / "b-voice.yaml").write_text(
         "title: Voice\nvoice: {engine: pyttsx3, name: Nobody}\nsteps:\n  - name: One\n    say: Hi.\n"
     )
-    result = run_cli("build", "-o", "out", *ESPEAK)  # no argument: every routine in routines/
+    result = run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK)  # no argument: every routine in routines/
     assert result.exit_code == 2
     errors = result.stderr.splitlines()
     assert errors[0].startswith("error: routines/a-typo.yaml:5:11: steps[0].hold: expected a duration")
@@ -172,9 +204,9 @@ def test_a_folder_builds_every_routine_and_goes_on_past_errors(project, monkeypa
     assert "\r" not in result.stdout + result.stderr  # no progress bar when not on a terminal
     (project / "routines" / "a-typo.yaml").unlink()
     (project / "routines" / "b-voice.yaml").unlink()
-    again = run_cli("build", "routines", "-o", "out", *ESPEAK, "--quiet")
+    again = run_cli("build", "routines", "-o", "out", "--cache-dir", "cache", *ESPEAK, "--quiet")
     assert (again.exit_code, again.stdout, again.stderr) == (0, "", "")
-    assert run_cli("build", "routines", "-o", "out", *ESPEAK).stdout.splitlines()[-1] == (
+    assert run_cli("build", "routines", "-o", "out", "--cache-dir", "cache", *ESPEAK).stdout.splitlines()[-1] == (
         "2 routines: 0 built, 2 up to date, 0 failed"
     )
 
@@ -188,8 +220,37 @@ def test_an_empty_folder_is_an_error(tmp_path):
 # ---------------------------------------------------------------- the clip cache
 
 
+def test_the_clip_cache_is_the_users_own_unless_told_otherwise(monkeypatch, tmp_path):
+    monkeypatch.delenv(CACHE_DIR_VARIABLE)
+    assert ClipCache().folder == platformdirs.user_cache_path("voiceguide", appauthor=False)
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(tmp_path / "mine"))
+    assert ClipCache().folder == tmp_path / "mine"
+    assert ClipCache(tmp_path / "given").folder == tmp_path / "given"
+
+
+def test_every_output_folder_and_working_directory_shares_one_clip_cache(project, monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(project / "cache"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    routine = project / "routines" / "two-steps.yaml"
+    built = run_cli("build", routine, "-o", tmp_path / "other-out", *ESPEAK)
+    assert built.exit_code == 0, built.stderr
+    assert "5 clips reused, 0 new" in built.stdout
+    assert list(elsewhere.iterdir()) == []  # nothing is written outside the output folder and the clip cache
+    planned = run_cli("plan", routine, *ESPEAK)
+    header, last = planned.stdout.splitlines()[0], planned.stdout.splitlines()[-1]
+    assert header.endswith(" (speech: 5 lines from cached clips, 0 estimated)")
+    assert header.split(" (speech")[0].rsplit(" ", 1)[1] == last.split()[0] and last.endswith("  end")
+    # The same reachable range from plan, here, as from the build that voiced the clips.
+    from_plan = run_cli("plan", routine, *ESPEAK, "--length", "1s")
+    from_build = run_cli("build", routine, "-o", tmp_path / "other-out", *ESPEAK, "--length", "1s")
+    assert from_plan.exit_code == from_build.exit_code == 2
+    assert from_plan.stderr == from_build.stderr and "two-steps can run from " in from_plan.stderr
+
+
 def test_damaged_cache_entries_are_made_again(project):
-    flipped, truncated = sorted((project / "out" / "cache").rglob("*.wav"))[:2]
+    flipped, truncated = sorted((project / "cache").rglob("*.wav"))[:2]
     entry = bytearray(flipped.read_bytes())
     middle = len(entry) // 2
     entry[middle : middle + 16] = bytes(byte ^ 0xFF for byte in entry[middle : middle + 16])
@@ -214,7 +275,7 @@ def test_a_clip_damaged_after_the_voice_stage_is_never_played(project, monkeypat
     real_plan = build_module.plan
 
     def plan_then_damage(routine, lengths, *args):
-        clip = sorted((project / "out" / "cache").rglob("*.wav"))[0]
+        clip = sorted((project / "cache").rglob("*.wav"))[0]
         entry = bytearray(clip.read_bytes())
         entry[-20] ^= 0xFF
         clip.write_bytes(bytes(entry))
@@ -247,36 +308,37 @@ def test_cache_entries_check_their_samples(tmp_path):
 
 def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeypatch):
     monkeypatch.chdir(project)
-    cache = project / "out" / "cache"
-    shown = run_cli("cache", "-o", "out")
-    size = sum(path.stat().st_size for path in cache.rglob("*.wav"))
-    assert shown.stdout == f"{Path('out') / 'cache'}: 5 clips, {size / 1e6:.1f} MB\n"
+    cache = project / "cache"
+    shown = run_cli("cache", "--cache-dir", "cache")
+    size = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())  # clips and all
+    assert shown.stdout == f"cache: 5 clips, {size / 1e6:.1f} MB\n"
     routine = project / "routines" / "two-steps.yaml"
     routine.write_text(routine.read_text().replace("Let them rest there.", "Let them rest there, still."))
-    assert "4 clips reused, 1 new" in run_cli("build", "-o", "out", *ESPEAK).stdout
-    edited_size = sum(path.stat().st_size for path in cache.rglob("*.wav")) - size
+    assert "4 clips reused, 1 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK).stdout
+    edited_size = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file()) - size
     # The clips were voiced with --engine pyttsx3, which the JSON sidecar records; a plain build
     # would choose Piper where it is installed, yet prune keeps the clips the outputs were made with.
-    pruned = run_cli("cache", "prune", "-o", "out")
+    pruned = run_cli("cache", "--cache-dir", "cache", "prune", "-o", "out")
     assert pruned.exit_code == 0, pruned.stderr
-    kept = sorted(cache.rglob("*.wav"))
+    kept = sorted(path for path in cache.rglob("*") if path.is_file())
+    assert len([path for path in kept if path.suffix == ".wav"]) == 5
     assert pruned.stdout == (
         f"removed 1 clip ({(size + edited_size - sum(path.stat().st_size for path in kept)) / 1e6:.1f} MB) "
         f"that no routine uses; kept 5 ({sum(path.stat().st_size for path in kept) / 1e6:.1f} MB) for 1 routine\n"
     )
-    assert "0 new" in run_cli("build", "-o", "out", *ESPEAK, "--force").stdout
+    assert "0 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK, "--force").stdout
 
 
 def test_prune_removes_nothing_while_a_routine_has_errors(project, monkeypatch):
     monkeypatch.chdir(project)
     (project / "routines" / "broken.yaml").write_text("title: Broken\n")
-    result = run_cli("cache", "prune", "-o", "out")
+    result = run_cli("cache", "prune", "-o", "out", "--cache-dir", "cache")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "error: routines/broken.yaml:1:1: missing required key 'steps' (the steps, in order; at least one)",
-        f"error: nothing was removed from {Path('out') / 'cache'}; fix the routines, or name those to keep",
+        "error: nothing was removed from cache; fix the routines, or name those to keep",
     ]
-    assert len(list((project / "out" / "cache").rglob("*.wav"))) == 5
+    assert len(list((project / "cache").rglob("*.wav"))) == 5
 
 
 # ---------------------------------------------------------------- watch
@@ -288,7 +350,7 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
     outcomes: queue.Queue = queue.Queue()
     saves: list[list[Path]] = []
     stop = threading.Event()
-    options = BuildOptions(output_dir=project / "out", voice=VoiceOverride(engine="pyttsx3"))
+    options = BuildOptions(output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3"))
 
     class Heard(Reporter):
         def finished(self, outcome):
@@ -326,9 +388,49 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
     assert saves == [[routine]] * 3 + [[project / "routines" / "ding.wav"]]
 
 
+def test_watch_keeps_its_voice_workers_for_the_whole_session(project, monkeypatch):
+    started: list[pool._Worker] = []
+
+    class CountedWorker(pool._Worker):
+        def __init__(self, request):
+            super().__init__(request)
+            started.append(self)
+
+    monkeypatch.setattr(pool, "_Worker", CountedWorker)
+    routine = project / "routines" / "two-steps.yaml"
+    original = routine.read_text()
+    outcomes: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    options = BuildOptions(
+        output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3"), workers=2
+    )
+    class Heard(Reporter):
+        def finished(self, outcome):
+            outcomes.put(outcome)
+
+    watcher = threading.Thread(
+        target=watch, args=([routine], options, Heard()), kwargs={"stop": stop.is_set, "poll": 0.05}
+    )
+    watcher.start()
+    try:
+        assert isinstance(outcomes.get(timeout=WAIT_SECONDS).result, UpToDate)
+        for number in range(3):
+            routine.write_text(original.replace("Let them rest there.", f"Let them rest there, {number + 1} times."))
+            edited = outcomes.get(timeout=WAIT_SECONDS).result
+            assert isinstance(edited, BuildResult) and edited.clips_made == 1, edited
+        assert len(started) == 2  # the two started with the watch voiced all three edits
+        assert all(worker.process.poll() is None for worker in started)
+    finally:
+        stop.set()
+        watcher.join(timeout=WAIT_SECONDS)
+    assert not watcher.is_alive()
+    assert all(worker.process.poll() is not None for worker in started)  # and end with it
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="Ctrl-C is a console event on Windows, not SIGINT")
 def test_watch_command_stops_cleanly_on_ctrl_c(project):
-    with watch_process(project, "routines/two-steps.yaml", "-o", "out", *ESPEAK) as (process, lines):
+    watching = ("routines/two-steps.yaml", "-o", "out", "--cache-dir", "cache", *ESPEAK)
+    with watch_process(project, *watching) as (process, lines):
         assert lines.get(timeout=WAIT_SECONDS) == "watching routines/two-steps.yaml; Ctrl-C stops\n"
         assert lines.get(timeout=WAIT_SECONDS) == "up to date: out/two-steps.mp3\n"
         process.send_signal(signal.SIGINT)

@@ -145,10 +145,10 @@ def test_colliding_cues_are_moved_and_warned(tmp_path):
     assert any("was moved" in warning for warning in plan.warnings)
 
 
-def test_build_and_plan_through_the_cli(cli, routine_file, tmp_path):
+def test_build_and_plan_through_the_cli(cli, routine_file, tmp_path, own_cache):
     routine = routine_file("two-steps.yaml")
     out = tmp_path / "out"
-    result = cli("plan", routine, "-o", out, "--length", "45s")
+    result = cli("plan", routine, "--length", "45s")
     assert result.exit_code == 0, result.stderr
     assert "0 lines from cached clips, 5 estimated" in result.stdout
     assert result.stdout.rstrip().endswith("0:45  end")
@@ -158,7 +158,7 @@ def test_build_and_plan_through_the_cli(cli, routine_file, tmp_path):
     from conftest import decode
 
     assert abs(len(decode(mp3)) / 44_100 - 45) < 0.05
-    result = cli("plan", routine, "-o", out, "--length", "45s")
+    result = cli("plan", routine, "--length", "45s")
     assert "5 lines from cached clips, 0 estimated" in result.stdout
 
 

@@ -151,7 +151,7 @@ def test_a_misplaced_or_bad_pause_is_an_error_at_its_line(case, cli, tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(f"title: T\nintro: Hello.\nsteps:\n{steps}")
     for command in ("validate", "plan", "build"):
-        result = cli(command, path, *(["-o", tmp_path / "out"] if command != "validate" else []))
+        result = cli(command, path, *(["-o", tmp_path / "out"] if command == "build" else []))
         assert result.exit_code == 2
         assert result.stderr.replace(str(path), "r.yaml") == f"error: {expected}\n", command
     assert not (tmp_path / "out").exists()
@@ -170,7 +170,7 @@ def test_an_intro_pause_in_the_outro_position_is_an_error(tmp_path, cli):
 def test_plan_shows_the_pauses_of_each_chapter(cli, tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(textwrap.dedent(ROUTINE))
-    result = cli("plan", path, "-o", tmp_path / "out")
+    result = cli("plan", path)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[1].split() == ["start", "chapter", "speech", "pauses", "hold", "cues"]

@@ -33,7 +33,7 @@ def faulty(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["hang", "crash", "killed", "empty", "garbage"])
-def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, cli, tmp_path):
+def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, cli, tmp_path, own_cache):
     faulty(kind)
     # Longest lines are voiced first, so the two good lines are made before the faulty one.
     lines = ["Rest your hands on the back.", "Fault.", "Breathe out slowly and fully."]
@@ -49,7 +49,7 @@ def test_engine_fault_is_retried_once_then_reported_with_its_step(kind, faulty, 
     if kind == "hang":
         assert time.monotonic() - started < 30  # two timeouts of 4 s, not an hour
     # The clips that were made are kept: a fixed line then needs only itself voiced.
-    assert len(list((out / "cache").rglob("[!.]*.wav"))) == 2
+    assert len(list(own_cache.rglob("[!.]*.wav"))) == 2
 
 
 @pytest.mark.parametrize(("kind", "reason"), [
@@ -164,12 +164,12 @@ def test_build_killed_mid_render_keeps_the_previous_output(how, tmp_path):
     assert not list(out.rglob("*.tmp"))  # what the killed build left is cleaned by the next
 
 
-def test_build_killed_mid_synthesis_leaves_a_consistent_cache(tmp_path):
+def test_build_killed_mid_synthesis_leaves_a_consistent_cache(tmp_path, own_cache):
     lines = [f"This is line number {n}, spoken slowly and calmly." for n in range(60)]
     routine = write_steps(tmp_path, "many", lines)
     out = tmp_path / "out"
     process = start_build(routine, out)
-    cache = out / "cache"
+    cache = own_cache
     wait_for(lambda: cache.exists() and 5 <= len(list(cache.rglob("*.wav"))), 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)

@@ -200,12 +200,12 @@ def test_voices_of_one_engine(cli):
 # ---------------------------------------------------------------- preview
 
 
-def test_preview_writes_the_steps_clip_and_the_build_reuses_it(cli, tmp_path):
+def test_preview_writes_the_steps_clip_and_the_build_reuses_it(cli, tmp_path, own_cache):
     out = tmp_path / "out"
     result = cli("preview", FIXTURES / "two-steps.yaml", "--step", "1", "-o", out, "--engine", "pyttsx3", "--no-play")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == "voice: pyttsx3 English (Great Britain)"
-    (clip,) = (out / "cache").rglob("*.wav")
+    (clip,) = own_cache.rglob("*.wav")
     with wave.open(str(clip)) as wav:
         clip_length = wav.getnframes()
     samples = decode(out / "two-steps-preview-step1.mp3")
@@ -350,7 +350,7 @@ def test_pronounce_respells_whole_words_in_any_case():
     )
 
 
-def test_pronunciation_changes_only_the_lines_it_respells(cli, tmp_path):
+def test_pronunciation_changes_only_the_lines_it_respells(cli, tmp_path, own_cache):
     routine = tmp_path / "two-steps.yaml"
     original = (FIXTURES / "two-steps.yaml").read_text()
     routine.write_text(original + "pronounce:\n  palms: pahms\n")

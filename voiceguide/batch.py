@@ -18,6 +18,7 @@ from voiceguide.timeline import spoken_lines
 from voiceguide.voices.cache import ClipCache, Usage
 from voiceguide.voices.choice import voice_request
 from voiceguide.voices.clips import line_keys
+from voiceguide.voices.pool import WarmWorkers
 
 DEFAULT_FOLDER = Path("routines")
 
@@ -41,11 +42,12 @@ def find_routines(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def build_one(routine: Path, options: BuildOptions, reporter: Reporter) -> list[Outcome]:
+def build_one(routine: Path, options: BuildOptions, reporter: Reporter, warm: WarmWorkers | None = None) -> list[Outcome]:
     """Build one routine, at each of options.lengths when several, and report each outcome.
 
     A user error becomes an outcome instead of stopping the caller. Every length is checked
-    first, so one the routine cannot reach fails before anything is voiced.
+    first, so one the routine cannot reach fails before anything is voiced. With `warm`,
+    synthesis runs on the workers kept there.
     """
     try:
         check_lengths(routine, options)
@@ -56,7 +58,7 @@ def build_one(routine: Path, options: BuildOptions, reporter: Reporter) -> list[
     outcomes = []
     for each in options.each_length():
         try:
-            outcome = Outcome(routine, result=build(routine, each, reporter))
+            outcome = Outcome(routine, result=build(routine, each, reporter, warm))
         except VoiceguideError as error:
             outcome = Outcome(routine, error=error)
         reporter.finished(outcome)
@@ -81,15 +83,17 @@ class PruneResult:
     routines: int
 
 
-def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build")) -> PruneResult:
-    """Remove the clips in OUTPUT_DIR/cache that no routine in `paths` (see find_routines) uses any more.
+def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build"), cache_dir: Path | None = None) -> PruneResult:
+    """Remove the clips in the clip cache (CACHE_DIR, None for the user's) that no routine in `paths` uses any more.
+
+    The routines are found by find_routines.
 
     A routine uses the clips of its lines in the voice it resolves to, as a plain build would,
     and in every voice its outputs in OUTPUT_DIR were last built with (say, with --engine).
     Nothing is removed unless every routine loads and finds its voice.
     """
     found = find_routines(paths)
-    cache = ClipCache(output_dir / "cache")
+    cache = ClipCache(cache_dir)
     keep: set[str] = set()
     problems: list[str] = []
     for path in found:

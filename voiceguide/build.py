@@ -30,8 +30,8 @@ from voiceguide.sidecars import write_sidecars
 from voiceguide.timeline import Event, LengthUnreachable, Timeline, plan, spoken_lines
 from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import VoiceOverride, voice_request
-from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips
-from voiceguide.voices.pool import VoiceRequest
+from voiceguide.voices.clips import VoicedClips, estimate_lengths, known_lengths, voice_clips, voice_pace
+from voiceguide.voices.pool import VoiceRequest, WarmWorkers
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,17 @@ def plan_routine(
     routine_path: Path,
     length: int | None = None,
     fill_repeat: bool = False,
-    output_dir: Path = Path("build"),
+    cache_dir: Path | None = None,
     voice: VoiceOverride = VoiceOverride(),
 ) -> PlanResult:
-    """Plan without synthesizing: speech lengths come from cached clips, or are estimated."""
+    """Plan without synthesizing: speech lengths come from cached clips (CACHE_DIR, None for the user's), or are
+    estimated from the voice's pace."""
     routine = routines.load(routine_path)
     request = voice_request(routine.voice_settings, voice)
-    known = known_lengths(spoken_lines(routine), request, ClipCache(output_dir / "cache"))
-    timeline = plan(routine, estimate_lengths(known, request.speed), sound_length, length, fill_repeat)
+    cache = ClipCache(cache_dir)
+    known = known_lengths(spoken_lines(routine), request, cache)
+    lengths = estimate_lengths(known, request.speed, voice_pace(request, cache))
+    timeline = plan(routine, lengths, sound_length, length, fill_repeat)
     measured = sum(1 for value in known.values() if value is not None)
     return PlanResult(timeline, measured, len(known) - measured, routine)
 
@@ -99,8 +102,9 @@ def check_lengths(routine_path: Path, options: BuildOptions) -> None:
         return
     routine = routines.load(routine_path)
     request = voice_request(routine.voice_settings, options.voice)
-    known = known_lengths(spoken_lines(routine), request, ClipCache(options.output_dir / "cache"))
-    speech = estimate_lengths(known, request.speed)
+    cache = ClipCache(options.cache_dir)
+    known = known_lengths(spoken_lines(routine), request, cache)
+    speech = estimate_lengths(known, request.speed, voice_pace(request, cache))
     slack = ESTIMATE_SLACK * sum(speech[text] for text, length in known.items() if length is None)
     unreachable: list[LengthUnreachable] = []
     for length in asked:
@@ -120,7 +124,8 @@ def check_lengths(routine_path: Path, options: BuildOptions) -> None:
 class BuildOptions:
     """How to build: where to, how long, in which voice and formats, and whether to build even when up to date."""
 
-    output_dir: Path = Path("build")  # the MP3 and its sidecars; the clip cache in its cache/ subfolder
+    output_dir: Path = Path("build")  # the MP3 and its sidecars
+    cache_dir: Path | None = None  # the clip cache; None for the user's, shared by every build
     length: int | None = None  # samples; None keeps the routine's own length
     fill_repeat: bool = False
     voice: VoiceOverride = VoiceOverride()
@@ -134,8 +139,8 @@ class BuildOptions:
         return [dataclasses.replace(self, length=length, lengths=()) for length in self.lengths] or [self]
 
     def recorded(self) -> dict:
-        """The options that shape the output besides the voice (which is recorded as chosen)."""
-        return {"length": self.length, "fill_repeat": self.fill_repeat, "m4b": self.m4b}
+        """The options that shape the MP3 besides the voice (which is recorded as chosen); not the extra formats."""
+        return {"length": self.length, "fill_repeat": self.fill_repeat}
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,7 @@ class UpToDate:
     """Nothing the output is made from changed since it was built, and its files are as written."""
 
     output: Path
+    made: tuple[Path, ...] = ()  # extra formats newly made from the up-to-date MP3 (the M4B)
 
 
 @dataclass(frozen=True)
@@ -177,39 +183,51 @@ SILENT = Reporter()
 
 
 def build(
-    routine_path: Path, options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT
+    routine_path: Path, options: BuildOptions = BuildOptions(), reporter: Reporter = SILENT,
+    warm: WarmWorkers | None = None,
 ) -> BuildResult | UpToDate:
-    """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length), unless it is up to date."""
+    """Build `routine_path` into OUTPUT_DIR/NAME.mp3 (NAME-20m.mp3 with a length), unless it is up to date.
+
+    With `warm`, synthesis runs on the workers kept there from earlier builds, and leaves them there.
+    """
     started = time.perf_counter()
     routine_digest = provenance.file_digest(routine_path)  # before loading: a save from now on is seen next time
     routine = routines.load(routine_path)
     remove_stale_temporaries(options.output_dir)
+    remove_stale_temporaries(ClipCache(options.cache_dir).folder)
     ffmpeg = find_ffmpeg() if options.m4b else None
     request = voice_request(routine.voice_settings, options.voice)
     target = options.output_dir / f"{output_name(routine, options.length)}.mp3"
+    m4b = target.with_suffix(".m4b")
     previous = provenance.previous_build(target)
     inputs = provenance.record(routine, routine_digest, request, options.recorded())
-    if not options.force and provenance.up_to_date(previous, inputs, target.parent):
+    mp3_current = not options.force and provenance.up_to_date(previous, inputs, target.parent, extras={m4b.name})
+    if mp3_current and (not options.m4b or provenance.output_current(previous, m4b)):
         return UpToDate(target)
+    lines = spoken_lines(routine)
+    if not mp3_current:
+        reporter.voice_chosen(request)
     log.info("voicing %s with %s", routine_path, request)
-    reporter.voice_chosen(request)
-    clips = voice_clips(spoken_lines(routine), request, options.output_dir, options.workers, voicing(reporter))
+    clips = voice_clips(lines, request, options.cache_dir, options.workers, voicing(reporter), warm)
     timeline = plan(routine, clips.lengths, sound_length, options.length, options.fill_repeat)
-    log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
     artwork = cover.artwork(routine.title, routine.cover)
     tags = Tags(
         title=routine.title, artist=routine.author, comment=routine.description, language=routine.language,
         voice=request.label, artwork=artwork,
     )
-    with atomic_path(target) as temporary:
-        level = _encode(temporary, tags, timeline, _sources(clips), reporter)
+    if not mp3_current:
+        log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
+        with atomic_path(target) as temporary:
+            level = _encode(temporary, tags, timeline, _sources(clips), reporter)
     made = [target]
     if ffmpeg:
-        log.info("encoding %s", target.with_suffix(".m4b"))
-        write_m4b(target, target.with_suffix(".m4b"), tags, timeline.chapters, ffmpeg)
-        made.append(target.with_suffix(".m4b"))
+        log.info("encoding %s", m4b)
+        write_m4b(target, m4b, tags, timeline.chapters, ffmpeg)
+        made.append(m4b)
     document = timeline_document(timeline, routine, target.name)
     files = write_sidecars(target, document, artwork, routine.author, inputs, made) + made[1:]
+    if mp3_current:  # only the extra format was missing or out of date
+        return UpToDate(target, made=tuple(made[1:]))
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(

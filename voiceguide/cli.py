@@ -34,7 +34,7 @@ from voiceguide.serve import DEFAULT_HOST, DEFAULT_PORT, Serving, serve
 from voiceguide.starter import DEFAULT_FOLDER, new_routine
 from voiceguide.urls import FEED
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
-from voiceguide.voices.cache import ClipCache
+from voiceguide.voices.cache import CACHE_DIR_VARIABLE, ClipCache
 from voiceguide.voices.choice import VoiceOverride, catalogue
 from voiceguide.voices.pool import VoiceRequest
 from voiceguide.watch import watch as watch_routines
@@ -193,7 +193,14 @@ def _jobs_option(command):
 def _output_dir_option(command):
     return click.option(
         "-o", "--output-dir", type=click.Path(path_type=Path), default=Path("build"), show_default=True,
-        help="Folder for the MP3 and its sidecars; the clip cache is kept in its cache/ subfolder.",
+        help="Folder for the MP3 and its sidecars.",
+    )(command)
+
+
+def _cache_dir_option(command):
+    return click.option(
+        "--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+        help=f"The clip cache (default: ${CACHE_DIR_VARIABLE}, else your user cache folder, shared by every build).",
     )(command)
 
 
@@ -285,12 +292,12 @@ def _routines_argument(command):
 
 
 def _build_options(
-    output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride, jobs: int | None,
-    formats: tuple[str, ...], force: bool = False,
+    output_dir: Path, cache_dir: Path | None, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
+    jobs: int | None, formats: tuple[str, ...], force: bool = False,
 ) -> BuildOptions:
     return BuildOptions(
-        output_dir=output_dir, lengths=lengths or (), fill_repeat=fill == "repeat", voice=voice, m4b="m4b" in formats,
-        workers=jobs, force=force,
+        output_dir=output_dir, cache_dir=cache_dir, lengths=lengths or (), fill_repeat=fill == "repeat", voice=voice,
+        m4b="m4b" in formats, workers=jobs, force=force,
     )
 
 
@@ -330,7 +337,8 @@ class _TerminalReporter(Reporter):
             return
         result = outcome.result
         if isinstance(result, UpToDate):
-            _echo(f"up to date: {result.output}")
+            made = "".join(f"; made {path} from it" for path in result.made)
+            _echo(f"up to date: {result.output}{made}")
             return
         _echo_warnings(result.timeline)
         _echo(
@@ -360,8 +368,8 @@ class _TerminalReporter(Reporter):
 def _build_choices(command):
     """The options `build` and `watch` share: where, how long, which voice, how many workers, what format."""
     lengths = _length_options(several=True)
-    for option in reversed((_routines_argument, _output_dir_option, lengths, _voice_options, _jobs_option,
-                            _format_option)):
+    for option in reversed((_routines_argument, _output_dir_option, _cache_dir_option, lengths, _voice_options,
+                            _jobs_option, _format_option)):
         command = option(command)
     return command
 
@@ -373,8 +381,8 @@ def _build_choices(command):
 @_verbose_option
 @_user_errors
 def build(
-    paths: tuple[Path, ...], output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
-    jobs: int | None, formats: tuple[str, ...], force: bool, quiet: bool,
+    paths: tuple[Path, ...], output_dir: Path, cache_dir: Path | None, lengths: tuple[int, ...] | None, fill: str,
+    voice: VoiceOverride, jobs: int | None, formats: tuple[str, ...], force: bool, quiet: bool,
 ) -> None:
     """Build routines into MP3s with chapters; those already up to date are skipped.
 
@@ -401,7 +409,7 @@ def build(
       voiceguide build routines/back-pain-relief.yaml --format m4b
     """
     reporter = _TerminalReporter(quiet, _several(paths), len(lengths) if lengths else 1)
-    options = _build_options(output_dir, lengths, fill, voice, jobs, formats, force)
+    options = _build_options(output_dir, cache_dir, lengths, fill, voice, jobs, formats, force)
     try:
         outcomes = build_routines(paths, options, reporter)
     finally:
@@ -415,8 +423,8 @@ def build(
 @_verbose_option
 @_user_errors
 def watch_command(
-    paths: tuple[Path, ...], output_dir: Path, lengths: tuple[int, ...] | None, fill: str, voice: VoiceOverride,
-    jobs: int | None, formats: tuple[str, ...], quiet: bool,
+    paths: tuple[Path, ...], output_dir: Path, cache_dir: Path | None, lengths: tuple[int, ...] | None, fill: str,
+    voice: VoiceOverride, jobs: int | None, formats: tuple[str, ...], quiet: bool,
 ) -> None:
     """Build routines, then again whenever one (or a sound or cover it uses) is saved.
 
@@ -433,7 +441,7 @@ def watch_command(
     if not quiet:
         _echo(f"watching {', '.join(str(path) for path in paths) or 'routines/'}; Ctrl-C stops")
     try:
-        watch_routines(paths, _build_options(output_dir, lengths, fill, voice, jobs, formats), reporter)
+        watch_routines(paths, _build_options(output_dir, cache_dir, lengths, fill, voice, jobs, formats), reporter)
     except KeyboardInterrupt as stop:
         reporter.bar.clear()
         _echo("stopped watching")
@@ -447,25 +455,26 @@ def _duration(samples: int) -> str:
 
 @main.command(name="plan")
 @click.argument("routine", type=click.Path(path_type=Path))
-@_output_dir_option
+@_cache_dir_option
 @_length_options(several=False)
 @_voice_options
 @_user_errors
-def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str, voice: VoiceOverride) -> None:
+def plan_command(routine: Path, cache_dir: Path | None, length: int | None, fill: str, voice: VoiceOverride) -> None:
     """Print ROUTINE's timeline without making audio: each step's start, narration, hold and cues.
 
-    Speech lengths come from clips already cached in OUTPUT_DIR/cache, or are estimated from
-    the voice's pace; the first line says how many of each.
+    Speech lengths come from clips already in the clip cache, or are estimated from the
+    voice's pace in the clips it has made; the first line says how many of each.
 
     \b
     Examples:
       voiceguide plan routines/back-pain-relief.yaml
       voiceguide plan routines/back-pain-relief.yaml --length 20m
     """
-    result = plan_routine(routine, length, fill == "repeat", output_dir, voice)
+    result = plan_routine(routine, length, fill == "repeat", cache_dir, voice)
     timeline = result.timeline
+    total = clock(audio.seconds(timeline.length))  # as the last row gives it
     _echo(
-        f"{timeline.title}: {_duration(timeline.length)} "
+        f"{timeline.title}: {total} "
         f"(speech: {words.count(result.lines_measured, 'line')} from cached clips, {result.lines_estimated} estimated)"
     )
     _echo(f"{'start':>7}  {'chapter':<40} {'speech':>8} {'pauses':>7} {'hold':>8}  cues")
@@ -479,7 +488,7 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str,
             f"{clock(audio.seconds(chapter.start)):>7}  {chapter.title[:40]:<40} {_duration(speech):>8} "
             f"{_duration(pauses) if pauses else '-':>7} {_duration(hold) if hold else '-':>8}  {cues or ''}"
         )
-    _echo(f"{clock(audio.seconds(timeline.length)):>7}  end")
+    _echo(f"{total:>7}  end")
     _echo_warnings(timeline)
 
 
@@ -488,16 +497,18 @@ def plan_command(routine: Path, output_dir: Path, length: int | None, fill: str,
 @click.option("--step", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which step's narration to voice (1 is the first).")
 @_output_dir_option
+@_cache_dir_option
 @_voice_options
 @_jobs_option
 @click.option("--no-play", is_flag=True, help="Only write the file.")
 @_user_errors
 def preview_command(
-    routine: Path, step: int, output_dir: Path, voice: VoiceOverride, jobs: int | None, no_play: bool
+    routine: Path, step: int, output_dir: Path, cache_dir: Path | None, voice: VoiceOverride, jobs: int | None,
+    no_play: bool,
 ) -> None:
     """Voice one step's narration into OUTPUT_DIR/NAME-preview-stepN.mp3 and play it.
 
-    For choosing a voice and speed quickly. The clips go into the build's cache, so the next
+    For choosing a voice and speed quickly. The clips go into the clip cache, so the next
     build reuses them. It plays on the system's audio device, as 'play' does; without one,
     only the file is written.
 
@@ -508,7 +519,9 @@ def preview_command(
     """
     reporter = _TerminalReporter(quiet=False, several=False)
     try:
-        result = preview(routine, step, output_dir, voice, workers=jobs, play=not no_play, reporter=reporter)
+        result = preview(
+            routine, step, output_dir, voice, cache_dir, workers=jobs, play=not no_play, reporter=reporter
+        )
     finally:
         reporter.bar.clear()
     _echo(f"wrote {result.output} ({audio.seconds(result.length):.1f}s)")
@@ -722,40 +735,48 @@ def _megabytes(size: int) -> str:
 
 
 @main.group(name="cache", invoke_without_command=True)
-@_output_dir_option
+@_cache_dir_option
 @click.pass_context
 @_user_errors
-def cache_command(context: click.Context, output_dir: Path) -> None:
-    """Show how many clips the clip cache (OUTPUT_DIR/cache) holds, and their size; 'prune' tidies it.
+def cache_command(context: click.Context, cache_dir: Path | None) -> None:
+    """Show where the clip cache is, how many clips it holds, and its size; 'prune' tidies it.
+
+    There is one clip cache for all your routines and output folders, in your user cache
+    folder (or --cache-dir, or $VOICEGUIDE_CACHE_DIR).
 
     \b
     Examples:
       voiceguide cache
       voiceguide cache prune
     """
+    context.ensure_object(dict)["cache_dir"] = cache_dir
     if context.invoked_subcommand is None:
-        usage = ClipCache(output_dir / "cache").usage()
-        _echo(f"{output_dir / 'cache'}: {words.count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
+        cache = ClipCache(cache_dir)
+        usage = cache.usage()
+        _echo(f"{cache.folder}: {words.count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
 
 
 @cache_command.command(name="prune")
 @_routines_argument
 @_output_dir_option
+@_cache_dir_option
+@click.pass_context
 @_user_errors
-def prune_command(paths: tuple[Path, ...], output_dir: Path) -> None:
+def prune_command(context: click.Context, paths: tuple[Path, ...], output_dir: Path, cache_dir: Path | None) -> None:
     """Remove the clips that no routine uses any more.
 
     The routines are each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is
     given). A routine keeps the clips of its lines in the voice it gets by default, and in the voice
-    its outputs in OUTPUT_DIR were last built with (say, with --engine). Nothing is removed if
-    a routine has errors.
+    its outputs in OUTPUT_DIR were last built with (say, with --engine). The cache is shared by
+    all your routines: name every folder of routines whose clips you want to keep. Nothing is
+    removed if a routine has errors.
 
     \b
     Examples:
       voiceguide cache prune
       voiceguide cache prune routines/ my-routines/
     """
-    result = prune_cache(paths, output_dir)
+    result = prune_cache(paths, output_dir, cache_dir or context.obj["cache_dir"])
     _echo(
         f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) "
         "that no routine uses; "

@@ -104,7 +104,7 @@ def _crc16(data: bytes) -> int:
     return crc
 
 
-def _info_frame(header: bytes, frames: int, audio_bytes: int, padding: int) -> bytes:
+def info_frame(header: bytes, frames: int, audio_bytes: int, padding: int) -> bytes:
     """A silent first frame holding the Xing 'Info' tag and the LAME extension with delay/padding."""
     frame = bytearray(FRAME_BYTES)
     frame[0:4] = header[:2] + bytes([header[2] & ~0x02]) + header[3:4]  # same format, no padding bit
@@ -149,7 +149,7 @@ def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
     audio_bytes = file.tell() - info_position - FRAME_BYTES
     padding = counter.frames * SAMPLES_PER_FRAME - total_samples - ENCODER_DELAY
     file.seek(info_position)
-    file.write(_info_frame(first_header, counter.frames, audio_bytes, padding))
+    file.write(info_frame(first_header, counter.frames, audio_bytes, padding))
     file.seek(0, 2)
     return total_samples
 

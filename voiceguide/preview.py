@@ -1,6 +1,6 @@
 """Preview: one step's narration in the chosen voice, for trying voices and speeds quickly.
 
-The clips come from (and go into) the build's clip cache, so a preview's lines are ready for the
+The clips come from (and go into) the clip cache, so a preview's lines are ready for the
 build. Playing goes to the system's audio device; without one the file is still written.
 """
 
@@ -34,6 +34,7 @@ def preview(
     step: int = 1,
     output_dir: Path = Path("build"),
     voice: VoiceOverride = VoiceOverride(),
+    cache_dir: Path | None = None,
     workers: int | None = None,
     play: bool = True,
     reporter: Reporter = SILENT,
@@ -47,7 +48,7 @@ def preview(
     reporter.voice_chosen(request)
     labels = spoken_lines(routine)
     clips = voice_clips(
-        {text: labels[text] for text in routines.spoken(lines)}, request, output_dir, workers, voicing(reporter)
+        {text: labels[text] for text in routines.spoken(lines)}, request, cache_dir, workers, voicing(reporter)
     )
     layout = narration_layout(lines, clips.lengths)
     last_offset, last_length, _ = layout[-1]

@@ -3,10 +3,11 @@
 Each build records in its JSON sidecar, under "built_from", a digest of everything that shapes
 the track: the routine file, every sound and image it uses (by content, not file times), the
 voice that speaks (the same string its clip keys start with: engine, version, voice, speed),
-the options, and voiceguide's version. Under "outputs" it records a digest of every file it
-wrote. An output is up to date when the same inputs give the same digest and every recorded
-output is still the file that was written, so an interrupted build is never mistaken for a
-finished one.
+the options that shape the MP3, and voiceguide's version. Under "outputs" it records a digest
+of every file it wrote. An output is up to date when the same inputs give the same digest and
+every recorded output is still the file that was written, so an interrupted build is never
+mistaken for a finished one. Extra formats (the M4B) are made from the MP3, so asking for one
+more, or one fewer, leaves an up-to-date MP3 as it is.
 """
 
 from __future__ import annotations
@@ -143,14 +144,24 @@ def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def up_to_date(previous: Recorded | None, inputs: Inputs, folder: Path) -> bool:
-    """Whether the last build had these inputs, and every file it wrote in `folder` is still as it wrote it."""
+def up_to_date(previous: Recorded | None, inputs: Inputs, folder: Path, extras: set[str] = frozenset()) -> bool:
+    """Whether the last build had these inputs, and every file it wrote in `folder` is still as it wrote it.
+
+    The files named in `extras` (extra formats, made from the MP3) are not looked at.
+    """
     if previous is None or previous.built_from.get("digest") != inputs.digest or not previous.outputs:
         return False
     return all(
         digest is not None and file_digest(folder / Path(name).name) == digest
         for name, digest in previous.outputs.items()
+        if Path(name).name not in extras
     )
+
+
+def output_current(previous: Recorded | None, path: Path) -> bool:
+    """Whether the last build wrote `path` and it is still as written."""
+    digest = previous.outputs.get(path.name) if previous else None
+    return digest is not None and file_digest(path) == digest
 
 
 def changes(previous: Recorded | None, inputs: Inputs, document: TimelineDocument) -> tuple[str, ...]:

@@ -4,6 +4,9 @@ Files are polled for their size, modification time and inode about twice a secon
 dependency, and the same on every system. A save is read once the file has stopped changing.
 A build that fails is reported and leaves the last good output in place; the routine is built
 again at its next save. Folders are scanned again at each poll, so a new routine is built too.
+
+The synthesis workers live as long as the watch, each routine's voice loaded from the start,
+so a save voices its changed lines at once instead of first starting the engine.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from voiceguide import provenance, routine as routines
 from voiceguide.batch import build_one, find_routines
 from voiceguide.build import SILENT, BuildOptions, Reporter
 from voiceguide.errors import VoiceguideError
+from voiceguide.voices.choice import voice_request
+from voiceguide.voices.pool import WarmWorkers, default_workers
 
 POLL_SECONDS = 0.5
 SETTLE_SECONDS = 0.1  # a saved file is read once it has not changed for this long
@@ -37,22 +42,36 @@ def watch(
     """
     found = find_routines(paths)
     stamped: dict[Path, Stamps] = {}  # each routine's files as they were when its last build started
-    while not stop():
-        for routine in found:
-            before = stamped.get(routine)
-            if before is not None:
-                saved = [path for path, stamp in _stamps(list(before)).items() if stamp != before[path]]
-                if not saved:
-                    continue
-                _settle(list(before))
-                reporter.saved(routine, saved)
-            stamped[routine] = _stamps(_files(routine))
-            build_one(routine, options, reporter)
-        time.sleep(poll)
-        try:
-            found = find_routines(paths)
-        except VoiceguideError:  # the folder is empty for now: keep watching what was there
-            pass
+    with WarmWorkers() as warm:
+        while not stop():
+            for routine in found:
+                before = stamped.get(routine)
+                if before is not None:
+                    saved = [path for path, stamp in _stamps(list(before)).items() if stamp != before[path]]
+                    if not saved:
+                        continue
+                    _settle(list(before))
+                    reporter.saved(routine, saved)
+                stamped[routine] = _stamps(_files(routine))
+                build_one(routine, options, reporter, warm)
+                if before is None:
+                    _warm_up(warm, routine, options)
+            time.sleep(poll)
+            try:
+                found = find_routines(paths)
+            except VoiceguideError:  # the folder is empty for now: keep watching what was there
+                pass
+
+
+def _warm_up(warm: WarmWorkers, routine: Path, options: BuildOptions) -> None:
+    """Start the workers of `routine`'s voice in the background, so its first save need not wait for them.
+
+    Builds after that keep their workers in `warm` (for a voice changed meanwhile, too)."""
+    try:
+        request = voice_request(routines.load(routine).voice_settings, options.voice)
+    except VoiceguideError:  # reported by its build
+        return
+    warm.warm(request, options.workers or default_workers())
 
 
 def _files(routine: Path) -> list[Path]:

@@ -1,6 +1,8 @@
 """The clip cache: finished clips stored by a hash of everything that shapes their sound.
 
-An entry is a WAV file in the internal format, named by its key, so a warm build reads it
+There is one per user, in the platform's user cache folder ($VOICEGUIDE_CACHE_DIR, or
+--cache-dir, puts it elsewhere), shared by every output folder and working directory, so a
+line voiced once is never voiced again wherever its routine is built. An entry is a WAV file in the internal format, named by its key, so a warm build reads it
 without decoding or resampling. After the samples comes a small extra chunk (players skip it)
 holding their CRC-32. Entries are written to a temporary name and renamed into place, so two
 builds can share the cache; an entry whose header, size or checksum is wrong (truncated, or
@@ -10,16 +12,21 @@ corrupt) is treated as missing and made again, and is never played.
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import platformdirs
 
 from voiceguide import audio
 from voiceguide.errors import VoiceguideError
 from voiceguide.files import atomic_path
+
+CACHE_DIR_VARIABLE = "VOICEGUIDE_CACHE_DIR"
+CLIPS = "clips"  # the clips' subfolder; beside it, other caches of the build may keep their own
 
 # RIFF header, "fmt " chunk (PCM, mono, 16-bit) and "data" chunk header; then the samples.
 HEADER = struct.Struct("<4sI4s4sIHHIIHH4sI")
@@ -36,10 +43,15 @@ def _check(data: bytes) -> bytes:
     return CHECK.pack(b"crc ", 4, zlib.crc32(data))
 
 
+def user_cache_folder() -> Path:
+    """The cache every build shares: $VOICEGUIDE_CACHE_DIR if set, else the platform's user cache folder."""
+    return Path(os.environ.get(CACHE_DIR_VARIABLE) or platformdirs.user_cache_path("voiceguide", appauthor=False))
+
+
 @dataclass(frozen=True)
 class Usage:
     clips: int
-    bytes: int
+    bytes: int  # of every file in the cache, clips or not
 
 
 def clip_key(voice_key: str, text: str) -> str:
@@ -47,11 +59,12 @@ def clip_key(voice_key: str, text: str) -> str:
 
 
 class ClipCache:
-    def __init__(self, folder: Path):
-        self.folder = folder
+    def __init__(self, folder: Path | None = None):
+        """The cache in `folder`; None for the user's (see user_cache_folder)."""
+        self.folder = folder if folder is not None else user_cache_folder()
 
     def path(self, key: str) -> Path:
-        return self.folder / key[:2] / f"{key}.wav"
+        return self.folder / CLIPS / key[:2] / f"{key}.wav"
 
     def length(self, key: str) -> int | None:
         """The entry's length in samples, or None if it is missing or damaged."""
@@ -92,17 +105,28 @@ class ClipCache:
             temporary.write_bytes(_header(len(data)) + data + _check(data))
 
     def _entries(self) -> list[Path]:
-        return sorted(self.folder.glob("??/*.wav"))
+        return sorted(self.folder.glob(f"{CLIPS}/??/*.wav"))
 
     def usage(self) -> Usage:
-        """How many clips the cache holds, and their size on disk."""
-        entries = self._entries()
-        return Usage(len(entries), sum(entry.stat().st_size for entry in entries))
+        """How many clips the cache holds, and the size on disk of everything in it."""
+        return Usage(len(self._entries()), sum(_sizes(self.folder.rglob("*"))))
 
     def prune(self, keep: set[str]) -> Usage:
         """Remove every entry whose key is not in `keep`; returns what was removed."""
         removed = [entry for entry in self._entries() if entry.stem not in keep]
-        freed = sum(entry.stat().st_size for entry in removed)
+        freed = sum(_sizes(removed))
         for entry in removed:
             entry.unlink(missing_ok=True)
         return Usage(len(removed), freed)
+
+
+def _sizes(paths) -> list[int]:
+    """The sizes of the regular files among `paths`; one removed meanwhile (by another build) counts nothing."""
+    sizes = []
+    for path in paths:
+        try:
+            if path.is_file():
+                sizes.append(path.stat().st_size)
+        except OSError:
+            pass
+    return sizes

@@ -160,17 +160,84 @@ class _Worker:
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
+class WarmWorkers:
+    """Worker processes kept between synthesize() calls, with their voices loaded, until close().
+
+    `watch` keeps one for its whole session, so a save voices its changed lines at once instead
+    of first starting the engine (loading a neural voice takes seconds). Use it as a context
+    manager; without one, each synthesize() starts its workers and stops them when done.
+    """
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, str, str], list[_Worker]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @staticmethod
+    def _voice(request: VoiceRequest) -> tuple[str, str, str]:
+        return request.engine, request.voice.id, request.language  # what a worker is started with
+
+    def take(self, request: VoiceRequest) -> _Worker | None:
+        """An idle worker with this voice loaded, or None."""
+        with self._lock:
+            idle = self._idle.get(self._voice(request), [])
+            while idle:
+                worker = idle.pop()
+                if worker.process.poll() is None:
+                    return worker
+                worker.close()  # it died while idle
+        return None
+
+    def keep(self, request: VoiceRequest, worker: _Worker, most: int) -> None:
+        """Keep `worker` for the next call, or stop it if `most` of its voice are kept already."""
+        with self._lock:
+            idle = self._idle.setdefault(self._voice(request), [])
+            if not self._closed and len(idle) < most:
+                idle.append(worker)
+                return
+        worker.close()
+
+    def warm(self, request: VoiceRequest, count: int) -> None:
+        """Start workers for `request` in the background until `count` are idle; a failure to start is left for a build to report."""
+
+        def start() -> None:
+            try:
+                self.keep(request, _Worker(request), count)
+            except Exception:  # noqa: BLE001 -- the build that needs the voice reports why it cannot start
+                pass
+
+        with self._lock:
+            missing = count - len(self._idle.get(self._voice(request), []))
+        for _ in range(missing):
+            threading.Thread(target=start, daemon=True).start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = [worker for idle in self._idle.values() for worker in idle]
+            self._idle.clear()
+        for worker in workers:
+            worker.close()
+
+    def __enter__(self) -> WarmWorkers:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def synthesize(
     jobs: list[Job],
     request: VoiceRequest,
     workers: int,
     accept: Callable[[Job, Path], None],
+    warm: WarmWorkers | None = None,
 ) -> None:
     """Voice every job, passing each engine output to `accept` (which may raise ClipRejected).
 
     A clip that fails (hang, crash, engine error, rejected output) is tried once more on a fresh
     worker; a second failure stops the pool and raises SynthesisError naming the clip. `accept`
-    is called from the pool's threads.
+    is called from the pool's threads. With `warm`, workers come from it and go back to it.
     """
     pending: queue.Queue[Job] = queue.Queue()
     for job in jobs:
@@ -179,7 +246,8 @@ def synthesize(
     stop = threading.Event()
 
     def run_worker() -> None:
-        worker = None
+        worker = warm.take(request) if warm else None
+        healthy = True
         with tempfile.TemporaryDirectory(prefix="voiceguide-") as scratch:
             try:
                 while not stop.is_set():
@@ -191,8 +259,11 @@ def synthesize(
             except Exception as error:  # re-raised in the calling thread below, not lost with this one
                 failures.append(error)
                 stop.set()
+                healthy = False
             finally:
-                if worker is not None:
+                if worker is not None and warm and healthy:
+                    warm.keep(request, worker, workers)
+                elif worker is not None:
                     worker.close()
 
     # Daemon threads, so Ctrl-C is not held up by a clip in progress; their workers see their
