@@ -103,20 +103,20 @@ def test_full_disk_keeps_the_previous_output_and_removes_temporaries(cli, tmp_pa
 
     from voiceguide import build as build_module
 
-    real_encode = build_module.encode_mp3
+    real_encode = build_module.encode_track
 
-    def encode_until_full(blocks, file):
+    def encode_until_full(blocks, file, frames):
         file.write(b"\xff" * 1000)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(build_module, "encode_mp3", encode_until_full)
+    monkeypatch.setattr(build_module, "encode_track", encode_until_full)
     routine.write_text(routine.read_text().replace("Rest your hands.", "Rest your hands gently."))
     result = cli("build", routine, "-o", out, "--engine", "pyttsx3")
     assert result.exit_code == 2
     assert result.stderr.strip() == f"error: cannot write {out / 'r.mp3'}: No space left on device"
     assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == previous
     assert not [path for path in out.rglob("*.tmp")]
-    monkeypatch.setattr(build_module, "encode_mp3", real_encode)
+    monkeypatch.setattr(build_module, "encode_track", real_encode)
 
 
 @needs_proc

@@ -15,6 +15,7 @@ import miniaudio
 import numpy as np
 
 SAMPLE_RATE = 44_100
+SAMPLES_PER_FRAME = 1152  # of an MPEG-1 Layer III frame: the MP3's unit of time
 FULL_SCALE = 32_768  # int16 <-> float: a float sample is int16 / FULL_SCALE, so int16 spans [-1, 1)
 
 

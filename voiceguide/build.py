@@ -21,8 +21,9 @@ from voiceguide import routine as routines
 from voiceguide.document import timeline_document
 from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
-from voiceguide.export import PeakAudit, Tags, encode_mp3, id3_tag
+from voiceguide.export import Tags, id3_tag
 from voiceguide.files import atomic_path, remove_stale_temporaries
+from voiceguide.islands import EncodedTrack, FrameCache, encode_track
 from voiceguide.limiter import limit_stream
 from voiceguide.m4b import find_ffmpeg, write_m4b
 from voiceguide.render import render
@@ -59,6 +60,7 @@ class BuildResult:
     loudness: float  # LUFS, integrated over the whole track (MP3 coding changes both by hundredths)
     true_peak: float  # dBTP, of the MP3 as a player decodes it
     changes: tuple[str, ...]  # what differs from the previous build, in words (see provenance.changes)
+    encoded: EncodedTrack  # how many of its islands of sound were encoded, and how many kept from earlier builds
 
 
 def sound_length(path: Path) -> int:
@@ -218,7 +220,7 @@ def build(
     if not mp3_current:
         log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
         with atomic_path(target) as temporary:
-            level = _encode(temporary, tags, timeline, _sources(clips), reporter)
+            level, encoded = _encode(temporary, tags, timeline, _sources(clips), reporter, FrameCache(clips.cache.folder))
     made = [target]
     if ffmpeg:
         log.info("encoding %s", m4b)
@@ -231,7 +233,8 @@ def build(
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(
-        target, timeline, clips.reused, clips.made, elapsed, files, level.voice, level.track, level.true_peak, changes
+        target, timeline, clips.reused, clips.made, elapsed, files, level.voice, level.track, level.true_peak, changes,
+        encoded,
     )
 
 
@@ -243,27 +246,29 @@ class TrackLevel:
 
 
 def _encode(
-    path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], reporter: Reporter
-) -> TrackLevel:
+    path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], reporter: Reporter,
+    frames: FrameCache,
+) -> tuple[TrackLevel, EncodedTrack]:
     """Encode the track into `path`, metering it on the way in; return its level.
 
     The parts are at their levels already (see levels.py), so the track streams into the encoder
-    at unity gain through a true-peak limiter that leaves MP3 coding room to lift peaks. Where
-    the encoder's input came near the limit, the MP3 is decoded and checked; if coding lifted a
-    peak over the limit after all, the track is encoded again with the limiter's ceiling lowered
-    by as much (and a margin, since the lift itself varies a little from one encoding to the next).
+    at unity gain through a true-peak limiter that leaves MP3 coding room to lift peaks. The
+    islands of sound already encoded (and kept in `frames`) are not encoded again (see
+    islands.py), and each comes with the true peak its frames decode to. If coding lifted a peak
+    over the limit after all, the track is encoded again with the limiter's ceiling lowered by
+    as much (and a margin, since the lift itself varies a little from one encoding to the next):
+    only the islands that the lower ceiling changes.
     """
     speech = [(event.start, event.end) for event in sorted(timeline.of_kind("speech"), key=lambda event: event.start)]
     tag = id3_tag(tags, timeline.chapters)
     ceiling, encodings = levels.TRACK_CEILING, 0
     while True:
-        audit = PeakAudit(levels.TRUE_PEAK_LIMIT)
         loudness = meter.StreamMeter(speech)
         with path.open("w+b") as file:
             file.write(tag)
             blocks = _reporting("rendering", render(timeline, source), timeline.length, reporter)
-            encode_mp3(audit.watch(loudness.watch(limit_stream(blocks, ceiling))), file)
-        true_peak = audit.true_peak(path)
+            encoded = encode_track(loudness.watch(limit_stream(blocks, ceiling)), file, frames)
+        true_peak = encoded.true_peak
         encodings += 1
         excess = true_peak - (levels.TRUE_PEAK_LIMIT - meter.TRUE_PEAK_ACCURACY)
         if excess <= 0 or encodings == MAX_ENCODINGS:
@@ -272,7 +277,7 @@ def _encode(
         ceiling -= excess + levels.RETRY_MARGIN
     if excess > 0:
         log.warning("MP3 coding lifted a peak to %.2f dBTP after %d encodings", true_peak, encodings)
-    return TrackLevel(loudness.inside(), loudness.whole(), true_peak)
+    return TrackLevel(loudness.inside(), loudness.whole(), true_peak), encoded
 
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:

@@ -29,7 +29,7 @@ from voiceguide.timeline import Chapter
 
 BITRATE_KBPS = 96
 ENCODER_DELAY = 576  # samples LAME adds at the start (decoders add their own 529 and trim both)
-SAMPLES_PER_FRAME = 1152
+SAMPLES_PER_FRAME = audio.SAMPLES_PER_FRAME
 FRAME_BYTES = 144 * BITRATE_KBPS * 1000 // audio.SAMPLE_RATE  # 313; frames with the padding bit have 314
 SIDE_INFO_BYTES = 17  # MPEG-1 Layer III, mono
 INFO_FLAGS = 0x3  # the Info tag carries the frame count and the byte count

@@ -45,7 +45,7 @@ import lameenc
 import miniaudio
 import numpy as np
 
-from voiceguide import audio, export, loudness
+from voiceguide import audio, export, meter
 from voiceguide.files import atomic_path
 
 FRAMES = "frames"  # the cache's subfolder of kept islands
@@ -88,6 +88,9 @@ class EncodedTrack:
     true_peak: float  # dBTP, of the whole track as a player decodes it
     islands_encoded: int
     islands_kept: int  # found in the cache, so not encoded again
+
+    def __str__(self) -> str:
+        return f"{self.islands_encoded} of {self.islands_encoded + self.islands_kept} stretches of sound encoded"
 
 
 def _new_encoder() -> lameenc.Encoder:
@@ -223,9 +226,9 @@ def _encoder_version() -> str:
     return f"lameenc {importlib.metadata.version('lameenc')} {export.BITRATE_KBPS} kbit/s"
 
 
-def _island_key(samples: np.ndarray, phase: int) -> str:
-    """A digest of everything that shapes an island's frames: its samples, its place in a frame, the encoder."""
-    digest = hashlib.sha256(f"{FORMAT_VERSION} {_encoder_version()} {phase} {len(samples)}\n".encode())
+def _island_key(samples: np.ndarray, start: int) -> str:
+    """A digest of everything that shapes an island's frames: its samples, the silence fed before it, the encoder."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION} {_encoder_version()} {_lead_in(start)} {len(samples)}\n".encode())
     digest.update(np.ascontiguousarray(samples, dtype="<i2").tobytes())
     return digest.hexdigest()[:32]
 
@@ -267,18 +270,22 @@ class FrameCache:
 
 
 def _lead_in(start: int) -> int:
-    """Samples of silence LAME is fed before an island starting at `start`, so it sits in its frames as in the track."""
-    return LEAD_FRAMES * export.SAMPLES_PER_FRAME + start % export.SAMPLES_PER_FRAME
+    """Samples of silence LAME is fed before an island starting at `start`, so it sits in its frames as in the track.
+
+    An island in the track's first frames gets the track's own start, so its frames fill the bit
+    reservoir no more than the frames before it in the track can.
+    """
+    return min(start, LEAD_FRAMES * export.SAMPLES_PER_FRAME + start % export.SAMPLES_PER_FRAME)
 
 
-def _island(frames: list[Frame]) -> Island:
-    """An island from all the frames LAME made for it: those from the first holding data to the last
-    (LAME's frames of silence hold none), and the true peak they decode to."""
+def _island(frames: list[Frame], lead_in: int) -> Island:
+    """An island from all the frames LAME made for it after `lead_in` samples of silence: those from
+    the first holding data to the last (LAME's frames of silence hold none), and their true peak."""
     holding = [index for index, frame in enumerate(frames) if frame.main_data]
     if not holding:  # too faint to leave anything in the MP3
         return Island(0, (), -math.inf)
     kept = frames[holding[0] : holding[-1] + 1]
-    return Island(holding[0] - LEAD_FRAMES, tuple(kept), _true_peak(kept))
+    return Island(holding[0] - lead_in // export.SAMPLES_PER_FRAME, tuple(kept), _true_peak(kept))
 
 
 def _true_peak(frames: list[Frame]) -> float:
@@ -298,9 +305,9 @@ def _true_peak(frames: list[Frame]) -> float:
             sample_rate=audio.SAMPLE_RATE,
         )  # fmt: skip
         samples = np.frombuffer(decoded.samples, dtype=np.int16)
-        context = loudness.INTERPOLATION_TAPS // 2
+        context = meter.INTERPOLATION_TAPS // 2
         skip = max(0, (LEAD_FRAMES + warm_up) * export.SAMPLES_PER_FRAME - context)
-        peak = loudness.true_peak(np.pad(samples[skip:] / 32768, context), peak)
+        peak = meter.true_peak(np.pad(samples[skip:] / audio.FULL_SCALE, context), peak)
     return peak
 
 
@@ -309,7 +316,7 @@ def _encode(samples: np.ndarray, start: int) -> Island:
     encoder = _new_encoder()
     data = encoder.encode(bytes(_lead_in(start) * 2)) + encoder.encode(_encoder_input(samples))
     data += encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + encoder.flush()
-    return _island(list(_Unpacker().feed(data)))
+    return _island(list(_Unpacker().feed(data)), _lead_in(start))
 
 
 class _Track:
@@ -334,7 +341,7 @@ class _Track:
 
     def island(self, samples: np.ndarray, start: int) -> None:
         """An island held whole in memory: from the cache, or encoded and kept."""
-        key = _island_key(samples, start % export.SAMPLES_PER_FRAME)
+        key = _island_key(samples, start)
         island = self.cache.read(key, len(samples))
         if island is None:
             island = _encode(samples, start)
@@ -375,7 +382,7 @@ class _Open:
             track.island(np.concatenate(self.parts)[: end - self.start], self.start)
             return
         tail = self.encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + self.encoder.flush()
-        track.place(self.start, _island(self.frames + list(self.unpacker.feed(tail))))
+        track.place(self.start, _island(self.frames + list(self.unpacker.feed(tail)), _lead_in(self.start)))
         track.encoded += 1
 
 

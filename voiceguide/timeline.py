@@ -26,6 +26,12 @@ AFTER_INTRO = audio.samples(1.5)
 BETWEEN_ROUNDS = audio.samples(1.0)  # after a round's hold, before the next round's words
 AFTER_TRANSITION = audio.samples(0.5)  # after a step's chime, before the next words
 TAIL = audio.samples(2.0)  # quiet after the last word, so the track does not end abruptly
+# Every chapter lasts a whole number of MP3 frames: the pause before the next one is lengthened by
+# up to 26 ms. So an edit in one chapter moves the later ones by whole frames, and the frames they
+# encoded to can be kept (islands.py).
+FRAME = audio.SAMPLES_PER_FRAME
+TAIL_GIVES = audio.samples(1.0)  # how much the tail may lengthen or shorten, so a fitted track is exact
+ALIGNING_TRIES = 3
 CUE_GAP = audio.samples(0.3)  # the least space between two cues, and before a hold's end
 MOVED_TOLERANCE = audio.samples(0.05)  # a cue moved less than this is not worth a warning
 
@@ -210,16 +216,20 @@ class _Wanted:
 
 
 class _Builder:
-    """Appends events one after another and closes chapters as it goes."""
+    """Appends events one after another and closes chapters as it goes; with `align`, every
+    chapter after the first starts on an MP3 frame (see FRAME)."""
 
-    def __init__(self, lengths: _Lengths):
+    def __init__(self, lengths: _Lengths, align: bool):
         self.lengths = lengths
+        self.align = align
         self.cursor = 0
         self.events: list[Event] = []
         self.chapter_starts: list[tuple[str, int]] = []
         self.warnings: list[str] = []
 
     def chapter(self, title: str) -> None:
+        if self.chapter_starts and self.align:
+            self.pause(-self.cursor % FRAME)
         self.chapter_starts.append((title, 0 if not self.chapter_starts else self.cursor))
 
     def pause(self, length: int) -> None:
@@ -337,9 +347,12 @@ def _moved(item: _Wanted, start: int, reason: str, room_until: int, hold_length:
     return f"was moved {audio.seconds(abs(start - item.start)):.1f}s {direction} so it {reason}"
 
 
-def _layout(routine: Routine, rounds: list[Round], holds: list[int], lengths: _Lengths, notes=()) -> Timeline:
+def _layout(
+    routine: Routine, rounds: list[Round], holds: list[int], lengths: _Lengths, notes=(), align: bool = True,
+    tail: int = TAIL,
+) -> Timeline:
     intro_title, outro_title = FRAME_TITLES.get(routine.language.split("-")[0], FRAME_TITLES["en"])
-    builder = _Builder(lengths)
+    builder = _Builder(lengths, align)
     builder.pause(LEAD_IN)
     if routine.intro:
         builder.chapter(intro_title)
@@ -358,7 +371,7 @@ def _layout(routine: Routine, rounds: list[Round], holds: list[int], lengths: _L
     if routine.outro:
         builder.chapter(outro_title)
         builder.say(routine.outro)
-    builder.pause(TAIL)
+    builder.pause(tail)
     return builder.finish(routine.title, routine.background, tuple(notes))
 
 
@@ -391,8 +404,8 @@ def plan(
         return timeline
 
     def fixed_length(rounds: list[Round]) -> int:
-        """The track's length with every hold at zero: what fitting cannot change."""
-        return _layout(routine, rounds, [0] * len(rounds), lengths).length
+        """The track's length with every hold at zero: what fitting cannot change (the chapters' alignment aside)."""
+        return _layout(routine, rounds, [0] * len(rounds), lengths, align=False).length
 
     repeatable = [index for index, step in enumerate(routine.steps) if step.repeatable]
     extra_sets: list[int] = []
@@ -406,17 +419,24 @@ def plan(
         rounds = _rounds(routine, extra)
         holds = [_hold_bounds(round_.step, lengths) for round_ in rounds]
     fixed = fixed_length(rounds)
-    try:
-        fitted = fit(holds, length - fixed)
-    except Unreachable as unreachable:
-        shortest, longest = fixed + unreachable.shortest, fixed + unreachable.longest
-        reason = _cues_keeping_holds(routine, lengths, shortest, length) if length < shortest else None
-        raise LengthUnreachable(routine.name, shortest, longest, [length], reason) from None
     notes = [
         f"repeated {routine.steps[index].name!r} {words.count(count, 'more time')}"
         for index, count in sorted(extra.items())
     ]
-    return _layout(routine, rounds, fitted, lengths, notes)
+    aligning = 0  # what the chapters' alignment adds, taken from the holds
+    for _ in range(ALIGNING_TRIES):
+        try:
+            fitted = fit(holds, length - fixed - aligning)
+        except Unreachable as unreachable:
+            shortest, longest = fixed + aligning + unreachable.shortest, fixed + aligning + unreachable.longest
+            reason = _cues_keeping_holds(routine, lengths, shortest, length) if length < shortest else None
+            raise LengthUnreachable(routine.name, shortest, longest, [length], reason) from None
+        over = _layout(routine, rounds, fitted, lengths).length - length
+        if abs(over) <= TAIL_GIVES:  # the tail makes the length exact
+            return _layout(routine, rounds, fitted, lengths, notes, tail=TAIL - over)
+        aligning += over
+    raise VoiceguideError(f"{routine.name} cannot be fitted to exactly {format_duration(audio.seconds(length))}; "
+                          "ask for a second more or less")  # fmt: skip
 
 
 class LengthUnreachable(VoiceguideError):
