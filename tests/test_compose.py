@@ -13,6 +13,7 @@ from conftest import SAMPLE_RATE, decode, read_plan, run_cli, watch_process
 
 from voiceguide import routine as routines
 from voiceguide import sounds
+from voiceguide.voices.cache import CACHE_DIR_VARIABLE
 
 ESPEAK = ("--engine", "pyttsx3")
 WAIT_SECONDS = 60
@@ -97,7 +98,7 @@ def built(tmp_path_factory):
     write(folder, {"library/warm-up.yaml": WARM_UP, "points.yaml": POINTS, "session.yaml": SESSION})
     own = ("--cache-dir", folder / "cache")
     originals = run_cli(
-        "build", folder / "points.yaml", folder / "library" / "warm-up.yaml", "-o", folder / "out", *own, *ESPEAK
+        "build", folder / "points.yaml", folder / "library" / "warm-up.yaml", "-o", folder / "out", *own, *ESPEAK,
     )
     assert originals.exit_code == 0, originals.stderr
     before = clips(folder / "cache")
@@ -162,8 +163,9 @@ def test_used_lines_are_voiced_once_for_every_routine_that_uses_them(built):
     assert ": 5 clips reused, 4 new, in " in session.stdout
 
 
-def test_an_edit_in_a_used_routine_builds_the_session_again(built, tmp_path):
+def test_an_edit_in_a_used_routine_builds_the_session_again(built, tmp_path, monkeypatch):
     copy = shutil.copytree(built[0], tmp_path / "copy")
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(copy / "cache"))  # the copy's own clips
     assert run_cli("build", copy / "session.yaml", "-o", copy / "out", *ESPEAK).stdout.startswith("up to date: ")
     warm_up = copy / "library" / "warm-up.yaml"
     warm_up.write_text(WARM_UP.replace("Rub your hands together.", "Rub your palms together."), encoding="utf-8")
@@ -175,8 +177,9 @@ def test_an_edit_in_a_used_routine_builds_the_session_again(built, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Ctrl-C is a console event on Windows, not SIGINT")
-def test_watch_builds_the_session_again_when_a_used_routine_is_saved(built, tmp_path):
+def test_watch_builds_the_session_again_when_a_used_routine_is_saved(built, tmp_path, monkeypatch):
     copy = shutil.copytree(built[0], tmp_path / "copy")
+    monkeypatch.setenv(CACHE_DIR_VARIABLE, str(copy / "cache"))  # the copy's own clips
     with watch_process(copy, "session.yaml", "-o", "out", *ESPEAK) as (process, lines):
         assert lines.get(timeout=WAIT_SECONDS) == "watching session.yaml; Ctrl-C stops\n"
         assert lines.get(timeout=WAIT_SECONDS) == "up to date: out/session.mp3\n"
