@@ -7,8 +7,12 @@ It writes a synthetic routine (mostly holds, like a real massage), then measures
 a fresh process as a user would run it: a cold build (empty clip cache), a warm build (every
 clip cached), an edit build (one step's text changed), `plan` for a 200-step routine, peak
 memory of warm builds of 10, 60 and 180 minutes, and the encoder-only baseline: lameenc alone
-encoding the same samples at the same settings. Build times are reported as ratios to that
-baseline, because these machines are shared and absolute times are noisy.
+encoding the same samples at the same settings. On the flagship routine it measures the edit
+loop: a one-line edit built as a command, and in `watch`, the time from saving the edit to the
+new MP3 in place (the median of three saves). Times are reported as ratios to the encoder
+alone on the same track, because these machines are shared and absolute times are noisy.
+
+Everything runs with a clip cache of its own ($VOICEGUIDE_CACHE_DIR in a temporary folder).
 
 Peak memory is a build's own (its worker processes included). A child's peak counts its parent's
 memory at the fork, so this process stays small: the baseline and the in-process `plan` run in
@@ -20,12 +24,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+FLAGSHIP = Path(__file__).resolve().parent.parent / "routines" / "back-pain-relief.yaml"
+# One-line edits of the flagship, saved in turn while watch runs: (the line as it is, as it becomes).
+FLAGSHIP_EDIT = ("A thin layer is all you need.", "A thin layer is enough.")  # built as a command
+FLAGSHIP_EDITS = [  # then saved in turn while watch runs, each new words to voice
+    ("A thin layer is all you need.", "A thin layer is all that you need."),
+    ("A thin layer is all that you need.", "A very thin layer is all that you need."),
+    ("A very thin layer is all that you need.", "Only a very thin layer is needed."),
+]
+WATCH_SECONDS = 300  # the most one save may take to build in watch
 
 PHRASES = [
     "Glide your palms slowly up the back, then fan them out across the shoulders.",
@@ -62,6 +79,37 @@ def build_command(routine: Path, out: Path, engine: str) -> list[str]:
     return [sys.executable, "-m", "voiceguide", "build", str(routine), "-o", str(out), "-q", "--engine", engine]
 
 
+def watch_latencies(routine: Path, out: Path, engine: str) -> list[float]:
+    """Seconds from saving each of FLAGSHIP_EDITS to `watch` saying the new MP3 is built."""
+    command = [sys.executable, "-m", "voiceguide", "watch", str(routine), "-o", str(out), "--engine", engine]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put((time.perf_counter(), line)) for line in process.stdout], daemon=True).start()
+
+    def next_result() -> tuple[float, str]:
+        while True:
+            at, line = lines.get(timeout=WATCH_SECONDS)
+            if line.startswith(("built ", "up to date: ", "error: ")):
+                return at, line
+
+    try:
+        assert next_result()[1].startswith("up to date: "), "watch did not start from an up-to-date build"
+        time.sleep(10)  # the voice's workers start in the background: a user saves seconds later, too
+        latencies = []
+        for before, after in FLAGSHIP_EDITS:
+            text = routine.read_text(encoding="utf-8")
+            assert before in text, f"{before!r} is not in {routine}"
+            saved = time.perf_counter()
+            routine.write_text(text.replace(before, after, 1), encoding="utf-8")
+            at, line = next_result()
+            assert line.startswith("built "), line
+            latencies.append(at - saved)
+        return latencies
+    finally:
+        process.terminate()
+        process.wait()
+
+
 def in_child(*arguments: str | Path) -> float:
     """Seconds that one of this script's hidden measurements reports, run in a child process."""
     done = subprocess.run([sys.executable, __file__, *map(str, arguments)], capture_output=True, text=True, check=True)
@@ -89,14 +137,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--skip-memory", action="store_true", help="skip the 10/60/180-minute memory builds")
     parser.add_argument("--encoder-only", type=Path, help=argparse.SUPPRESS)  # MP3: print encoder_baseline()
-    parser.add_argument("--plan-library", type=Path, nargs=2, help=argparse.SUPPRESS)  # ROUTINE OUT: print its time
+    parser.add_argument("--plan-library", type=Path, help=argparse.SUPPRESS)  # ROUTINE: print its time
     options = parser.parse_args()
     if options.encoder_only or options.plan_library:
-        seconds = encoder_baseline(options.encoder_only) if options.encoder_only else plan_in_process(*options.plan_library)
+        seconds = encoder_baseline(options.encoder_only) if options.encoder_only else plan_in_process(options.plan_library)
         print(seconds)
         return
 
     work = Path(tempfile.mkdtemp(prefix="voiceguide-bench-"))
+    os.environ["VOICEGUIDE_CACHE_DIR"] = str(work / "cache")  # for this process's children: cold means cold
     try:
         results = measure(work, options)
     finally:
@@ -118,10 +167,22 @@ def measure(work: Path, options) -> dict:
     routine.write_text(routine.read_text().replace("Step 7. ", "Step seven, slowly. ", 1))
     edit, _ = run(build_command(routine, out, options.engine))
 
+    flagship = work / FLAGSHIP.name
+    shutil.copy(FLAGSHIP, flagship)
+    run(build_command(flagship, out, options.engine))
+    flagship_mp3 = out / flagship.with_suffix(".mp3").name
+    flagship_baseline = in_child("--encoder-only", flagship_mp3)
+    before, after = FLAGSHIP_EDIT
+    flagship.write_text(flagship.read_text(encoding="utf-8").replace(before, after, 1), encoding="utf-8")
+    flagship_edit, _ = run(build_command(flagship, out, options.engine))
+    flagship.write_text(flagship.read_text(encoding="utf-8").replace(after, before, 1), encoding="utf-8")
+    run(build_command(flagship, out, options.engine))
+    watch = statistics.median(watch_latencies(flagship, out, options.engine))
+
     plan_routine = work / "plan.yaml"
     write_routine(plan_routine, 200, 200)
-    plan, _ = run([sys.executable, "-m", "voiceguide", "plan", str(plan_routine), "-o", str(out)])
-    in_process_plan = in_child("--plan-library", plan_routine, out)
+    plan, _ = run([sys.executable, "-m", "voiceguide", "plan", str(plan_routine)])
+    in_process_plan = in_child("--plan-library", plan_routine)
 
     memory = {}
     if not options.skip_memory:
@@ -136,20 +197,23 @@ def measure(work: Path, options) -> dict:
         "routine": {"steps": options.steps, "minutes": options.minutes, "engine": options.engine,
                     "audio_seconds": round(audio_seconds, 1)},
         "seconds": {"encoder_only": round(baseline, 2), "cold": round(cold, 2), "warm": round(warm, 2),
-                    "edit": round(edit, 2), "plan_200_steps_cli": round(plan, 2),
-                    "plan_200_steps_library": round(in_process_plan, 3)},
+                    "edit": round(edit, 2), "flagship_encoder_only": round(flagship_baseline, 2),
+                    "flagship_edit": round(flagship_edit, 2), "flagship_watch": round(watch, 2),
+                    "plan_200_steps_cli": round(plan, 2), "plan_200_steps_library": round(in_process_plan, 3)},
         "ratio_to_encoder": {"cold": round(cold / baseline, 2), "warm": round(warm / baseline, 2),
-                             "edit": round(edit / baseline, 2)},
+                             "edit": round(edit / baseline, 2),
+                             "flagship_edit": round(flagship_edit / flagship_baseline, 2),
+                             "flagship_watch": round(watch / flagship_baseline, 2)},
         "peak_rss_mb": {"warm_build": warm_rss, **{f"warm_{m}min": rss for m, rss in memory.items()}},
     }
 
 
-def plan_in_process(routine: Path, out: Path) -> float:
+def plan_in_process(routine: Path) -> float:
     """`plan` without the interpreter's start-up: the library call the command makes."""
     from voiceguide.build import plan_routine
 
     started = time.perf_counter()
-    plan_routine(routine, output_dir=out)
+    plan_routine(routine)
     return time.perf_counter() - started
 
 
@@ -161,6 +225,10 @@ def report(results: dict) -> None:
     print(f"{'encoder only (lameenc)':<28}{seconds['encoder_only']:>10.2f}{1:>12.2f}")
     for name in ("cold", "warm", "edit"):
         print(f"{name + ' build':<28}{seconds[name]:>10.2f}{ratios[name]:>12.2f}")
+    print(f"flagship, {FLAGSHIP.name}:")
+    print(f"{'encoder only (lameenc)':<28}{seconds['flagship_encoder_only']:>10.2f}{1:>12.2f}")
+    print(f"{'one-line edit, as a command':<28}{seconds['flagship_edit']:>10.2f}{ratios['flagship_edit']:>12.2f}")
+    print(f"{'one-line edit, watch':<28}{seconds['flagship_watch']:>10.2f}{ratios['flagship_watch']:>12.2f}")
     print(f"{'plan, 200 steps (command)':<28}{seconds['plan_200_steps_cli']:>10.2f}")
     print(f"{'plan, 200 steps (library)':<28}{seconds['plan_200_steps_library']:>10.3f}")
     for name, value in rss.items():

@@ -315,16 +315,20 @@ def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeyp
     routine = project / "routines" / "two-steps.yaml"
     routine.write_text(routine.read_text().replace("Let them rest there.", "Let them rest there, still."))
     assert "4 clips reused, 1 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK).stdout
-    edited_size = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file()) - size
+    clips = sorted(cache.rglob("*.wav"))
+    frames = sum(path.stat().st_size for path in cache.rglob("*.frames"))
+    assert len(clips) == 6 and frames > 0
     # The clips were voiced with --engine pyttsx3, which the JSON sidecar records; a plain build
     # would choose Piper where it is installed, yet prune keeps the clips the outputs were made with.
     pruned = run_cli("cache", "--cache-dir", "cache", "prune", "-o", "out")
     assert pruned.exit_code == 0, pruned.stderr
     kept = sorted(path for path in cache.rglob("*") if path.is_file())
-    assert len([path for path in kept if path.suffix == ".wav"]) == 5
+    assert len([path for path in kept if path.suffix == ".wav"]) == 5 and not list(cache.rglob("*.frames"))
+    removed = sum(path.stat().st_size for path in clips) - sum(path.stat().st_size for path in kept if path in clips)
     assert pruned.stdout == (
-        f"removed 1 clip ({(size + edited_size - sum(path.stat().st_size for path in kept)) / 1e6:.1f} MB) "
-        f"that no routine uses; kept 5 ({sum(path.stat().st_size for path in kept) / 1e6:.1f} MB) for 1 routine\n"
+        f"removed 1 clip ({removed / 1e6:.1f} MB) that no routine uses, and the encoded stretches of sound "
+        f"({frames / 1e6:.1f} MB), which builds make again; kept 5 ({sum(path.stat().st_size for path in kept) / 1e6:.1f}"
+        " MB) for 1 routine\n"
     )
     assert "0 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK, "--force").stdout
 

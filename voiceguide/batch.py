@@ -14,6 +14,7 @@ from voiceguide import provenance
 from voiceguide import routine as routines
 from voiceguide.build import SILENT, BuildOptions, Outcome, Reporter, build, check_lengths
 from voiceguide.errors import RoutineError, VoiceguideError
+from voiceguide.islands import FrameCache
 from voiceguide.timeline import spoken_lines
 from voiceguide.voices.cache import ClipCache, Usage
 from voiceguide.voices.choice import voice_request
@@ -78,7 +79,8 @@ def build_routines(
 
 @dataclass(frozen=True)
 class PruneResult:
-    removed: Usage
+    removed: Usage  # clips no routine uses
+    frames_freed: int  # bytes of encoded stretches of sound (all: builds make them again)
     kept: Usage
     routines: int
 
@@ -90,7 +92,8 @@ def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build"), cache_d
 
     A routine uses the clips of its lines in the voice it resolves to, as a plain build would,
     and in every voice its outputs in OUTPUT_DIR were last built with (say, with --engine).
-    Nothing is removed unless every routine loads and finds its voice.
+    The encoded stretches of sound (islands.py) are all removed: a build encodes what it needs
+    again. Nothing is removed unless every routine loads and finds its voice.
     """
     found = find_routines(paths)
     cache = ClipCache(cache_dir)
@@ -113,4 +116,5 @@ def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build"), cache_d
         problems.append(f"nothing was removed from {cache.folder}; fix the routines, or name those to keep")
         raise RoutineError(problems)
     removed = cache.prune(keep)
-    return PruneResult(removed, cache.usage(), len(found))
+    frames_freed = FrameCache(cache.folder).clear()
+    return PruneResult(removed, frames_freed, cache.usage(), len(found))

@@ -763,7 +763,7 @@ def cache_command(context: click.Context, cache_dir: Path | None) -> None:
 @click.pass_context
 @_user_errors
 def prune_command(context: click.Context, paths: tuple[Path, ...], output_dir: Path, cache_dir: Path | None) -> None:
-    """Remove the clips that no routine uses any more.
+    """Remove the clips that no routine uses any more, and the encoded stretches of sound.
 
     The routines are each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is
     given). A routine keeps the clips of its lines in the voice it gets by default, and in the voice
@@ -779,6 +779,7 @@ def prune_command(context: click.Context, paths: tuple[Path, ...], output_dir: P
     result = prune_cache(paths, output_dir, cache_dir or context.obj["cache_dir"])
     _echo(
         f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) "
-        "that no routine uses; "
-        f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {words.count(result.routines, 'routine')}"
+        f"that no routine uses, and the encoded stretches of sound ({_megabytes(result.frames_freed)}), which "
+        f"builds make again; kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for "
+        f"{words.count(result.routines, 'routine')}"
     )

@@ -212,10 +212,29 @@ class _Packer:
             self.file.write(self._slots.pop(0)[1])  # no later frame's data can reach it
 
     def add_silence(self, count: int) -> None:
+        """`count` frames of silence. Once they point back as far as they can, they are all alike
+        but for their padding, so most are written at once (as add() would write them)."""
+        quick = count - 2  # the last two wait: the next island's data may begin in them
+        while quick > 0 and self._area_start - self._data_end < MAX_BACKSTEP:
+            self.add(self.silent)
+            quick, count = quick - 1, count - 1
+        if quick > 0:
+            self.flush()
+            side_info = _with_backstep(self.silent.side_info, MAX_BACKSTEP)
+            alike = [
+                self.header[:2] + bytes([self.header[2] | padding << 1]) + self.header[3:] + side_info
+                + bytes(export.FRAME_BYTES - MAIN_DATA_OFFSET + padding)
+                for padding in (0, 1)
+            ]  # fmt: skip
+            frames = [alike[self._padding()] for _ in range(quick)]
+            self.file.write(b"".join(frames))
+            self._area_start += sum(len(frame) - MAIN_DATA_OFFSET for frame in frames)
+            self.frames += quick
+            count -= quick
         for _ in range(count):
             self.add(self.silent)
 
-    def finish(self) -> None:
+    def flush(self) -> None:
         for _, slot in self._slots:
             self.file.write(slot)
         self._slots = []
@@ -260,6 +279,17 @@ class FrameCache:
             position += size
         return Island(first, tuple(frames), peak)
 
+    def clear(self) -> int:
+        """Remove every kept island; returns the bytes freed. Builds encode them again as they need them."""
+        freed = 0
+        for entry in self.folder.glob("??/*.frames"):
+            try:
+                freed += entry.stat().st_size
+                entry.unlink()
+            except OSError:  # removed meanwhile by another prune
+                pass
+        return freed
+
     def store(self, key: str, length: int, island: Island) -> None:
         parts = [_ENTRY.pack(b"VGF1", island.first, length, island.true_peak, len(island.frames))]
         for frame in island.frames:
@@ -299,7 +329,7 @@ def _true_peak(frames: list[Frame]) -> float:
         for frame in frames[first - warm_up : first + AUDIT_FRAMES]:
             packer.add(frame)
         packer.add_silence(LEAD_FRAMES)
-        packer.finish()
+        packer.flush()
         decoded = miniaudio.decode(
             stream.getvalue(), output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1,
             sample_rate=audio.SAMPLE_RATE,
@@ -422,7 +452,7 @@ def encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, cache: FrameCache
     delay = export.ENCODER_DELAY + export.DECODER_DELAY  # the decoder's last output sample is the track's last
     frames = max(-(-(position + delay) // export.SAMPLES_PER_FRAME), track.packer.frames)
     track.packer.add_silence(frames - track.packer.frames)
-    track.packer.finish()
+    track.packer.flush()
     audio_bytes = file.tell() - info_position - export.FRAME_BYTES
     padding = frames * export.SAMPLES_PER_FRAME - position - export.ENCODER_DELAY
     file.seek(info_position)
