@@ -84,7 +84,11 @@ def watch_latencies(routine: Path, out: Path, engine: str) -> list[float]:
     command = [sys.executable, "-m", "voiceguide", "watch", str(routine), "-o", str(out), "--engine", engine]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put((time.perf_counter(), line)) for line in process.stdout], daemon=True).start()
+    def read() -> None:
+        for line in process.stdout:
+            lines.put((time.perf_counter(), line))
+
+    threading.Thread(target=read, daemon=True).start()
 
     def next_result() -> tuple[float, str]:
         while True:
@@ -140,8 +144,7 @@ def main() -> None:
     parser.add_argument("--plan-library", type=Path, help=argparse.SUPPRESS)  # ROUTINE: print its time
     options = parser.parse_args()
     if options.encoder_only or options.plan_library:
-        seconds = encoder_baseline(options.encoder_only) if options.encoder_only else plan_in_process(options.plan_library)
-        print(seconds)
+        print(encoder_baseline(options.encoder_only) if options.encoder_only else plan_in_process(options.plan_library))
         return
 
     work = Path(tempfile.mkdtemp(prefix="voiceguide-bench-"))

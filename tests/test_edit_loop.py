@@ -9,7 +9,6 @@ from __future__ import annotations
 import queue
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -17,15 +16,25 @@ from pathlib import Path
 import numpy as np
 import platformdirs
 import pytest
-
 from conftest import (
-    FIXTURES, ROUTINES, SAMPLE_RATE, decode, level_db, read_plan, run_cli, span, watch_process, window_levels,
+    FIXTURES,
+    ROUTINES,
+    SAMPLE_RATE,
+    decode,
+    level_db,
+    read_plan,
+    run_cli,
+    span,
+    watch_process,
+    window_levels,
 )
-from voiceguide import build as build_module, cli, provenance, sounds
+
+from voiceguide import build as build_module
+from voiceguide import cli, provenance, sounds
 from voiceguide.build import BuildOptions, BuildResult, Reporter, UpToDate
 from voiceguide.errors import RoutineError, VoiceguideError
-from voiceguide.voices.cache import CACHE_DIR_VARIABLE, ClipCache
 from voiceguide.voices import pool
+from voiceguide.voices.cache import CACHE_DIR_VARIABLE, ClipCache
 from voiceguide.voices.choice import VoiceOverride
 from voiceguide.watch import watch
 
@@ -93,21 +102,22 @@ def two_steps_built(tmp_path_factory) -> Path:
     shutil.copy(sounds.builtin_path("bell"), root / "routines" / "ding.wav")
     text = (FIXTURES / "two-steps.yaml").read_text().replace("transition: bell", "transition: ding.wav")
     (root / "routines" / "two-steps.yaml").write_text(text)
-    result = run_cli("build", root / "routines" / "two-steps.yaml", "-o", root / "out", "--cache-dir", root / "cache", *ESPEAK)
+    routine = root / "routines" / "two-steps.yaml"
+    result = run_cli("build", routine, "-o", root / "out", "--cache-dir", root / "cache", *ESPEAK)
     assert result.exit_code == 0, result.stderr
     return root
 
 
 @pytest.fixture
 def project(two_steps_built, tmp_path) -> Path:
-    """A fresh copy of the built two-step project (routines/, out/ and its own clip cache, cache/), for a test to change."""
+    """A fresh copy of the built two-step project (routines/, out/, and its own clip cache in cache/) to change."""
     return shutil.copytree(two_steps_built, tmp_path / "project")
 
 
 def build_two_steps(project: Path, *options: str):
     return run_cli(
-        "build", project / "routines" / "two-steps.yaml", "-o", project / "out", "--cache-dir", project / "cache", *ESPEAK,
-        *options,
+        "build", project / "routines" / "two-steps.yaml", "-o", project / "out", "--cache-dir", project / "cache",
+        *ESPEAK, *options,
     )
 
 
@@ -327,8 +337,8 @@ def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeyp
     removed = sum(path.stat().st_size for path in clips) - sum(path.stat().st_size for path in kept if path in clips)
     assert pruned.stdout == (
         f"removed 1 clip ({removed / 1e6:.1f} MB) that no routine uses, and the encoded stretches of sound "
-        f"({frames / 1e6:.1f} MB), which builds make again; kept 5 ({sum(path.stat().st_size for path in kept) / 1e6:.1f}"
-        " MB) for 1 routine\n"
+        f"({frames / 1e6:.1f} MB), which builds make again; "
+        f"kept 5 ({sum(path.stat().st_size for path in kept) / 1e6:.1f} MB) for 1 routine\n"
     )
     assert "0 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK, "--force").stdout
 
@@ -354,7 +364,9 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
     outcomes: queue.Queue = queue.Queue()
     saves: list[list[Path]] = []
     stop = threading.Event()
-    options = BuildOptions(output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3"))
+    options = BuildOptions(
+        output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3")
+    )
 
     class Heard(Reporter):
         def finished(self, outcome):

@@ -17,8 +17,8 @@ import miniaudio
 import mutagen.mp3
 import numpy as np
 import pytest
+from conftest import ROUTINES, SAMPLE_RATE, true_peak
 
-from conftest import ROUTINES, SAMPLE_RATE, read_plan, run_cli, true_peak
 from voiceguide import audio, export, islands, timeline
 from voiceguide.build import sound_length
 from voiceguide.routine import load
@@ -41,7 +41,7 @@ def test_chapters_last_whole_mp3_frames_and_a_fitted_track_is_still_exact():
 def signal_track(starts: list[int], lengths: list[int], total: int, seed: int = 1) -> np.ndarray:
     """Tones with a little noise, each faded in and out, at `starts`, in digital silence."""
     track = np.zeros(total, dtype=np.int16)
-    for index, (start, length) in enumerate(zip(starts, lengths)):
+    for index, (start, length) in enumerate(zip(starts, lengths, strict=True)):
         rng = np.random.default_rng([seed, index])  # each its own, so changing one leaves the others as they were
         t = np.arange(length) / SAMPLE_RATE
         tone = np.sin(2 * np.pi * rng.uniform(150, 900) * t) * rng.uniform(3000, 15000) + rng.normal(0, 400, length)
@@ -81,7 +81,7 @@ def test_a_spliced_track_decodes_to_exactly_its_samples_with_silence_left_silent
     samples = decoded(mp3)
     assert len(samples) == TOTAL
     sounding = np.zeros(TOTAL, dtype=bool)
-    for start, length in zip(STARTS, LENGTHS):
+    for start, length in zip(STARTS, LENGTHS, strict=True):
         sounding[max(0, start - 2 * FRAME) : start + length + 2 * FRAME] = True
         island = slice(start, start + length)
         noise = samples[island].astype(float) - track[island]

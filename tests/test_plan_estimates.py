@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import FIXTURES, ROUTINES, read_plan, run_cli
+
 from voiceguide.build import BuildOptions, build, plan_routine
 from voiceguide.voices.choice import VoiceOverride
 
@@ -60,7 +60,8 @@ def speech_routine(path, lines) -> Path:
 
 def test_the_pace_of_the_voices_own_clips_replaces_the_typical_one(own_cache, tmp_path):
     voice = VoiceOverride(engine="pyttsx3", speed=0.6)  # eSpeak slows down a little less than 1/0.6
-    first, second = speech_routine(tmp_path / "first.yaml", LINES[:3]), speech_routine(tmp_path / "second.yaml", LINES[3:])
+    first = speech_routine(tmp_path / "first.yaml", LINES[:3])
+    second = speech_routine(tmp_path / "second.yaml", LINES[3:])
     typical = plan_routine(second, voice=voice).timeline.length
     build(first, BuildOptions(output_dir=tmp_path / "out", voice=voice))  # other lines, the same voice
     planned = plan_routine(second, voice=voice)

@@ -43,7 +43,9 @@ def find_routines(paths: Sequence[Path]) -> list[Path]:
     return found
 
 
-def build_one(routine: Path, options: BuildOptions, reporter: Reporter, warm: WarmWorkers | None = None) -> list[Outcome]:
+def build_one(
+    routine: Path, options: BuildOptions, reporter: Reporter, warm: WarmWorkers | None = None
+) -> list[Outcome]:
     """Build one routine, at each of options.lengths when several, and report each outcome.
 
     A user error becomes an outcome instead of stopping the caller. Every length is checked

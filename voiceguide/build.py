@@ -203,7 +203,7 @@ def build(
     m4b = target.with_suffix(".m4b")
     previous = provenance.previous_build(target)
     inputs = provenance.record(routine, routine_digest, request, options.recorded())
-    mp3_current = not options.force and provenance.up_to_date(previous, inputs, target.parent, extras={m4b.name})
+    mp3_current = not options.force and provenance.up_to_date(previous, inputs, target.parent, frozenset({m4b.name}))
     if mp3_current and (not options.m4b or provenance.output_current(previous, m4b)):
         return UpToDate(target)
     lines = spoken_lines(routine)
@@ -220,7 +220,8 @@ def build(
     if not mp3_current:
         log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
         with atomic_path(target) as temporary:
-            level, encoded = _encode(temporary, tags, timeline, _sources(clips), reporter, FrameCache(clips.cache.folder))
+            frames = FrameCache(clips.cache.folder)
+            level, encoded = _encode(temporary, tags, timeline, _sources(clips), reporter, frames)
     made = [target]
     if ffmpeg:
         log.info("encoding %s", m4b)

@@ -37,9 +37,10 @@ import io
 import math
 import struct
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 import lameenc
 import miniaudio
@@ -435,8 +436,9 @@ def encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, cache: FrameCache
             elif island is not None:
                 island.append(block)
         breaks = np.flatnonzero(np.diff(loud) >= MIN_GAP) + 1  # where a sound starts after a long silence
-        firsts, lasts = loud[np.r_[0, breaks]] if len(loud) else [], loud[np.r_[breaks - 1, -1]] if len(loud) else []
-        for index, (first, last) in enumerate(zip(firsts, lasts)):
+        firsts = loud[np.r_[0, breaks]] if len(loud) else loud
+        lasts = loud[np.r_[breaks - 1, -1]] if len(loud) else loud
+        for index, (first, last) in enumerate(zip(firsts, lasts, strict=True)):
             upto = firsts[index + 1] if index + 1 < len(firsts) else len(block)
             if island is not None and position + first - sound_end >= MIN_GAP:
                 island.close(sound_end, track)

@@ -144,7 +144,7 @@ def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def up_to_date(previous: Recorded | None, inputs: Inputs, folder: Path, extras: set[str] = frozenset()) -> bool:
+def up_to_date(previous: Recorded | None, inputs: Inputs, folder: Path, extras: frozenset[str] = frozenset()) -> bool:
     """Whether the last build had these inputs, and every file it wrote in `folder` is still as it wrote it.
 
     The files named in `extras` (extra formats, made from the MP3) are not looked at.

@@ -2,8 +2,9 @@
 
 There is one per user, in the platform's user cache folder ($VOICEGUIDE_CACHE_DIR, or
 --cache-dir, puts it elsewhere), shared by every output folder and working directory, so a
-line voiced once is never voiced again wherever its routine is built. An entry is a WAV file in the internal format, named by its key, so a warm build reads it
-without decoding or resampling. After the samples comes a small extra chunk (players skip it)
+line voiced once is never voiced again wherever its routine is built. An entry is a WAV file
+in the internal format, named by its key, so a warm build reads it without decoding or
+resampling. After the samples comes a small extra chunk (players skip it)
 holding their CRC-32. Entries are written to a temporary name and renamed into place, so two
 builds can share the cache; an entry whose header, size or checksum is wrong (truncated, or
 corrupt) is treated as missing and made again, and is never played.

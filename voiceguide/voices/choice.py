@@ -7,6 +7,7 @@ it, saying why. Voices are listed in a worker process, because listing can load 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -68,7 +69,12 @@ class EngineVoices:
 
 
 def list_voices(engines: Iterable[str] = ENGINE_NAMES) -> list[EngineVoices]:
-    """The voices of each engine, listed in a worker process."""
+    """The voices of each engine, listed in a worker process once per process (watch builds many times)."""
+    return list(_listing(tuple(engines)))
+
+
+@functools.cache
+def _listing(engines: tuple[str, ...]) -> tuple[EngineVoices, ...]:
     command = [sys.executable, "-m", "voiceguide.voices.worker", "--list", *engines]
     try:
         with tempfile.TemporaryDirectory(prefix="voiceguide-worker-") as scratch:
@@ -87,7 +93,7 @@ def list_voices(engines: Iterable[str] = ENGINE_NAMES) -> list[EngineVoices]:
     for engine, entry in listing.items():
         voices = [VoiceInfo(**{**voice, "languages": tuple(voice["languages"])}) for voice in entry.get("voices", ())]
         found.append(EngineVoices(engine, tuple(voices), entry.get("missing")))
-    return found
+    return tuple(found)
 
 
 @dataclass(frozen=True)

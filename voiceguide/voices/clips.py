@@ -22,6 +22,7 @@ import numpy as np
 from voiceguide import audio, levels, limiter, meter
 from voiceguide.voices import engine_class
 from voiceguide.files import atomic_path
+from voiceguide.voices import engine_class
 from voiceguide.voices.cache import ClipCache, clip_key
 from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, WarmWorkers, default_workers, synthesize
 
@@ -106,9 +107,9 @@ def voice_lines(
             on_progress(done, len(jobs))
 
     if jobs:
-        # Longest first, so the workers run out of work at about the same time.
-        try:
-            synthesize(sorted(jobs.values(), key=lambda job: len(job.text), reverse=True), request, workers, accept, warm)
+        try:  # longest first, so the workers run out of work at about the same time
+            longest_first = sorted(jobs.values(), key=lambda job: len(job.text), reverse=True)
+            synthesize(longest_first, request, workers, accept, warm)
         finally:
             _record_pace(request, cache, heard)
     lengths = {text: len(cache.read(key)) for text, key in keys.items()}  # raises if one went missing since

@@ -198,13 +198,14 @@ class WarmWorkers:
         worker.close()
 
     def warm(self, request: VoiceRequest, count: int) -> None:
-        """Start workers for `request` in the background until `count` are idle; a failure to start is left for a build to report."""
+        """Start workers for `request` in the background until `count` are idle.
+
+        A worker that cannot start is left for the build that needs the voice to report.
+        """
 
         def start() -> None:
-            try:
+            with contextlib.suppress(Exception):
                 self.keep(request, _Worker(request), count)
-            except Exception:  # noqa: BLE001 -- the build that needs the voice reports why it cannot start
-                pass
 
         with self._lock:
             missing = count - len(self._idle.get(self._voice(request), []))
