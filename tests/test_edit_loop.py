@@ -325,7 +325,7 @@ def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeyp
     routine = project / "routines" / "two-steps.yaml"
     routine.write_text(routine.read_text().replace("Let them rest there.", "Let them rest there, still."))
     assert "4 clips reused, 1 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK).stdout
-    clips = sorted(cache.rglob("*.wav"))
+    clips = {path: path.stat().st_size for path in cache.rglob("*.wav")}
     frames = sum(path.stat().st_size for path in cache.rglob("*.frames"))
     assert len(clips) == 6 and frames > 0
     # The clips were voiced with --engine pyttsx3, which the JSON sidecar records; a plain build
@@ -334,7 +334,7 @@ def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeyp
     assert pruned.exit_code == 0, pruned.stderr
     kept = sorted(path for path in cache.rglob("*") if path.is_file())
     assert len([path for path in kept if path.suffix == ".wav"]) == 5 and not list(cache.rglob("*.frames"))
-    removed = sum(path.stat().st_size for path in clips) - sum(path.stat().st_size for path in kept if path in clips)
+    removed = sum(size for path, size in clips.items() if path not in kept)
     assert pruned.stdout == (
         f"removed 1 clip ({removed / 1e6:.1f} MB) that no routine uses, and the encoded stretches of sound "
         f"({frames / 1e6:.1f} MB), which builds make again; "

@@ -8,6 +8,7 @@ its gapless header read byte by byte, its true peak measured independently.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import struct
@@ -17,11 +18,12 @@ import miniaudio
 import mutagen.mp3
 import numpy as np
 import pytest
-from conftest import ROUTINES, SAMPLE_RATE, true_peak
+from conftest import ROUTINES, SAMPLE_RATE, read_plan, true_peak
 
 from voiceguide import audio, export, islands, timeline
-from voiceguide.build import sound_length
+from voiceguide.build import BuildOptions, build, sound_length
 from voiceguide.routine import load
+from voiceguide.voices.choice import VoiceOverride
 from voiceguide.voices.clips import estimate_lengths
 
 FRAME = audio.SAMPLES_PER_FRAME
@@ -171,3 +173,41 @@ def test_a_damaged_kept_island_is_encoded_again(frames):
     again, result = encode(track, frames)
     assert (result.islands_encoded, result.islands_kept) == (1, len(STARTS) - 1)
     assert again == first
+
+
+# ---------------------------------------------------------------- through the build, with a real voice
+
+
+def chapters(mp3) -> list[tuple[str, int, int]]:
+    tags = mutagen.mp3.MP3(mp3).tags
+    return [(frame.sub_frames["TIT2"].text[0], frame.start_time, frame.end_time) for frame in tags.getall("CHAP")]
+
+
+def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp_path):
+    """A bundled routine voiced by eSpeak (the same text, the same clip, every time)."""
+    routine = tmp_path / "back-pressure-points.yaml"
+    shutil.copy(ROUTINES / routine.name, routine)
+    cache = tmp_path / "cache"
+    options = BuildOptions(output_dir=tmp_path / "out", cache_dir=cache, voice=VoiceOverride(engine="pyttsx3"))
+    first = build(routine, options)
+    routine.write_text(routine.read_text().replace("inch, and hold steadily.", "inch, and hold it steadily."))
+    edited = build(routine, options)
+    changed = [chapter for chapter in edited.timeline.chapters if chapter.title == "Between the shoulder blades"]
+    chapter = changed[0]
+    islands_there = {event.start for event in edited.timeline.events if chapter.start <= event.start < chapter.end}
+    assert 0 < edited.encoded.islands_encoded <= len(islands_there) < first.encoded.islands_encoded
+    spliced = (tmp_path / "out" / "back-pressure-points.mp3").read_bytes()
+
+    shutil.rmtree(cache / islands.FRAMES)  # the same clips, and nothing encoded yet
+    full = build(routine, dataclasses.replace(options, output_dir=tmp_path / "full"))
+    assert full.encoded.islands_kept == 0
+    mp3 = tmp_path / "full" / "back-pressure-points.mp3"
+    assert mp3.read_bytes() == spliced
+    samples = decoded(spliced)
+    assert len(samples) == full.timeline.length  # to the sample
+    assert read_plan(mp3)["length"] == pytest.approx(len(samples) / SAMPLE_RATE, abs=0.001)
+    assert chapters(mp3) == [
+        (chapter.title, round(chapter.start * 1000 / SAMPLE_RATE), round(chapter.end * 1000 / SAMPLE_RATE))
+        for chapter in edited.timeline.chapters
+    ]
+    assert edited.true_peak == pytest.approx(true_peak(samples / 32768), abs=0.1)
