@@ -64,7 +64,7 @@ def test_a_worker_fault_is_reported_with_what_happened(kind, reason, faulty, cli
 
 
 @needs_proc
-def test_a_worker_that_hangs_while_starting_is_stopped(faulty, cli, tmp_path, monkeypatch):
+def test_a_worker_that_hangs_while_starting_is_stopped(faulty, cli, tmp_path, monkeypatch, own_cache):
     faulty("hang-at-start")
     monkeypatch.setattr(pool, "STARTUP_SECONDS", 2.0)
     routine = write_steps(tmp_path, "faults", ["Rest your hands."])

@@ -170,7 +170,8 @@ class WarmWorkers:
 
     def __init__(self) -> None:
         self._idle: dict[tuple[str, str, str], list[_Worker]] = {}
-        self._lock = threading.Lock()
+        self._starting: dict[tuple[str, str, str], int] = {}  # workers warm() is starting, by voice
+        self._changed = threading.Condition()
         self._closed = False
 
     @staticmethod
@@ -178,22 +179,26 @@ class WarmWorkers:
         return request.engine, request.voice.id, request.language  # what a worker is started with
 
     def take(self, request: VoiceRequest) -> _Worker | None:
-        """An idle worker with this voice loaded, or None."""
-        with self._lock:
-            idle = self._idle.get(self._voice(request), [])
-            while idle:
-                worker = idle.pop()
-                if worker.process.poll() is None:
-                    return worker
-                worker.close()  # it died while idle
-        return None
+        """An idle worker with this voice loaded (waiting for one warm() is starting), or None."""
+        voice = self._voice(request)
+        with self._changed:
+            while True:
+                idle = self._idle.get(voice, [])
+                while idle:
+                    worker = idle.pop()
+                    if worker.process.poll() is None:
+                        return worker
+                    worker.close()  # it died while idle
+                if not self._starting.get(voice) or not self._changed.wait(STARTUP_SECONDS):
+                    return None
 
     def keep(self, request: VoiceRequest, worker: _Worker, most: int) -> None:
         """Keep `worker` for the next call, or stop it if `most` of its voice are kept already."""
-        with self._lock:
+        with self._changed:
             idle = self._idle.setdefault(self._voice(request), [])
             if not self._closed and len(idle) < most:
                 idle.append(worker)
+                self._changed.notify_all()
                 return
         worker.close()
 
@@ -203,17 +208,25 @@ class WarmWorkers:
         A worker that cannot start is left for the build that needs the voice to report.
         """
 
-        def start() -> None:
-            with contextlib.suppress(Exception):
-                self.keep(request, _Worker(request), count)
+        voice = self._voice(request)
 
-        with self._lock:
-            missing = count - len(self._idle.get(self._voice(request), []))
+        def start() -> None:
+            try:
+                with contextlib.suppress(Exception):
+                    self.keep(request, _Worker(request), count)
+            finally:
+                with self._changed:
+                    self._starting[voice] -= 1
+                    self._changed.notify_all()
+
+        with self._changed:
+            missing = count - len(self._idle.get(voice, [])) - self._starting.get(voice, 0)
+            self._starting[voice] = self._starting.get(voice, 0) + max(0, missing)
         for _ in range(missing):
             threading.Thread(target=start, daemon=True).start()
 
     def close(self) -> None:
-        with self._lock:
+        with self._changed:
             self._closed = True
             workers = [worker for idle in self._idle.values() for worker in idle]
             self._idle.clear()
