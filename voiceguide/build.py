@@ -270,6 +270,7 @@ def _encode(
             blocks = _reporting("rendering", render(timeline, source), timeline.length, reporter)
             encoded = encode_track(loudness.watch(limit_stream(blocks, ceiling)), file, frames)
         true_peak = encoded.true_peak
+        log.info("encoded %d stretches of sound, kept %d", encoded.islands_encoded, encoded.islands_kept)
         encodings += 1
         excess = true_peak - (levels.TRUE_PEAK_LIMIT - meter.TRUE_PEAK_ACCURACY)
         if excess <= 0 or encodings == MAX_ENCODINGS:

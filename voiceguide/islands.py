@@ -90,9 +90,6 @@ class EncodedTrack:
     islands_encoded: int
     islands_kept: int  # found in the cache, so not encoded again
 
-    def __str__(self) -> str:
-        return f"{self.islands_encoded} of {self.islands_encoded + self.islands_kept} stretches of sound encoded"
-
 
 def _new_encoder() -> lameenc.Encoder:
     encoder = lameenc.Encoder()
