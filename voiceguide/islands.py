@@ -30,14 +30,17 @@ encoded as it streams, and not kept.
 
 from __future__ import annotations
 
+import collections
 import functools
 import hashlib
 import importlib.metadata
 import io
 import math
+import os
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -348,15 +351,23 @@ def _encode(samples: np.ndarray, start: int) -> Island:
 
 
 class _Track:
-    """Islands and silence, packed in order into one stream."""
+    """Islands and silence, packed in order into one stream.
 
-    def __init__(self, file: BinaryIO, cache: FrameCache):
+    Islands not kept yet are encoded on a thread per core (lameenc lets go of the GIL while it
+    encodes), a few ahead of the one being packed, so memory stays bounded.
+    """
+
+    def __init__(self, file: BinaryIO, cache: FrameCache, encoders: ThreadPoolExecutor, threads: int):
         self.packer = _Packer(file)
         self.cache = cache
+        self.encoders = encoders
+        self.most_ahead = 2 * threads
+        self.ahead: collections.deque[tuple[int, str, int, Island | Future[Island]]] = collections.deque()
         self.true_peak = -math.inf
         self.encoded = self.kept = 0
 
     def place(self, start: int, island: Island) -> None:
+        """Pack `island` (after every island before it: see drain) with silence up to it."""
         if not island.frames:
             return
         index = start // export.SAMPLES_PER_FRAME + island.first
@@ -368,16 +379,25 @@ class _Track:
         self.true_peak = max(self.true_peak, island.true_peak)
 
     def island(self, samples: np.ndarray, start: int) -> None:
-        """An island held whole in memory: from the cache, or encoded and kept."""
+        """An island held whole in memory: from the cache, or encoded (on a thread) and kept."""
         key = _island_key(samples, start)
-        island = self.cache.read(key, len(samples))
-        if island is None:
-            island = _encode(samples, start)
-            self.cache.store(key, len(samples), island)
+        kept = self.cache.read(key, len(samples))
+        if kept is None:
+            self.ahead.append((start, key, len(samples), self.encoders.submit(_encode, samples, start)))
             self.encoded += 1
         else:
+            self.ahead.append((start, key, len(samples), kept))
             self.kept += 1
-        self.place(start, island)
+        self.drain(most=self.most_ahead)
+
+    def drain(self, most: int = 0) -> None:
+        """Pack the islands waiting, in order, until at most `most` wait."""
+        while len(self.ahead) > most:
+            start, key, length, waiting = self.ahead.popleft()
+            if isinstance(waiting, Future):
+                waiting = waiting.result()
+                self.cache.store(key, length, waiting)
+            self.place(start, waiting)
 
 
 class _Open:
@@ -410,6 +430,7 @@ class _Open:
             track.island(np.concatenate(self.parts)[: end - self.start], self.start)
             return
         tail = self.encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + self.encoder.flush()
+        track.drain()
         track.place(self.start, _island(self.frames + list(self.unpacker.feed(tail)), _lead_in(self.start)))
         track.encoded += 1
 
@@ -419,9 +440,14 @@ def encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, cache: FrameCache
 
     The MP3 decodes at the level of the blocks; samples within 0.45 dB of full scale clip.
     """
+    threads = os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=threads) as encoders:
+        return _encode_track(blocks, file, _Track(file, cache, encoders, threads))
+
+
+def _encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, track: _Track) -> EncodedTrack:
     info_position = file.seek(0, 2)
     file.write(bytes(export.FRAME_BYTES))  # room for the Info frame, written once the counts are known
-    track = _Track(file, cache)
     position = sound_end = 0
     island: _Open | None = None
     for block in blocks:
@@ -448,6 +474,7 @@ def encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, cache: FrameCache
         position += len(block)
     if island is not None:
         island.close(sound_end, track)
+    track.drain()
     delay = export.ENCODER_DELAY + export.DECODER_DELAY  # the decoder's last output sample is the track's last
     frames = max(-(-(position + delay) // export.SAMPLES_PER_FRAME), track.packer.frames)
     track.packer.add_silence(frames - track.packer.frames)
