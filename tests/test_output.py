@@ -287,22 +287,6 @@ def test_a_peak_lifted_by_mp3_coding_is_found_in_the_mp3_and_encoded_again(cli, 
     assert true_peak(decode(out / "two-steps.mp3")) <= -1.0  # the last does not, measured by scipy's resampler
 
 
-def test_the_peak_audit_decodes_the_loud_stretches_and_finds_the_highest_point(tmp_path):
-    rng = np.random.default_rng(3)
-    track = np.zeros(60 * SAMPLE_RATE)
-    for start in rng.integers(0, 57 * SAMPLE_RATE, 12):
-        length = int(rng.integers(SAMPLE_RATE // 4, 3 * SAMPLE_RATE))
-        track[start : start + length] += rng.normal(0, rng.choice([0.01, 0.15]), length) * np.hanning(length)
-    track = np.round(np.clip(track, -1, 1) * 32767).astype(np.int16)
-    audit = export.PeakAudit(levels.TRUE_PEAK_LIMIT)
-    with (tmp_path / "a.mp3").open("wb") as file:
-        blocks = (track[start : start + SAMPLE_RATE] for start in range(0, len(track), SAMPLE_RATE))
-        export.encode_mp3(audit.watch(blocks), file)
-    decoded = decode(tmp_path / "a.mp3")
-    assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(meter.true_peak(np.pad(decoded, 6)), abs=1e-6)
-    assert audit.true_peak(tmp_path / "a.mp3") == pytest.approx(true_peak(decoded), abs=0.1)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="ffmpeg is not installed")
 def test_a_routine_of_257_chapters_validates_builds_and_plays_every_chapter_in_order(cli, tmp_path):

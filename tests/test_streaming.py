@@ -7,7 +7,6 @@ import tracemalloc
 import numpy as np
 
 from voiceguide import audio, levels, meter, sounds
-from voiceguide.export import PeakAudit
 from voiceguide.limiter import limit_stream
 from voiceguide.render import render
 from voiceguide.timeline import Event, Timeline
@@ -29,7 +28,7 @@ def sixty_steps(minutes: float) -> Timeline:
 
 
 def peak_memory(minutes: float) -> int:
-    """Bytes at most in use while rendering, limiting and metering the track, and noting where to check the MP3."""
+    """Bytes at most in use while rendering, limiting and metering the track."""
     timeline = sixty_steps(minutes)
 
     def source(event: Event) -> np.ndarray:
@@ -37,10 +36,9 @@ def peak_memory(minutes: float) -> int:
 
     tracemalloc.start()
     try:
-        audit = PeakAudit(levels.TRUE_PEAK_LIMIT)
         speech = [(event.start, event.end) for event in timeline.of_kind("speech")]
         limited = limit_stream(render(timeline, source), levels.TRACK_CEILING)
-        for _ in audit.watch(meter.StreamMeter(speech).watch(limited)):
+        for _ in meter.StreamMeter(speech).watch(limited):
             pass
         return tracemalloc.get_traced_memory()[1]
     finally:

@@ -2,28 +2,24 @@
 
 The MP3 starts with a LAME "Info" frame that records the encoder delay and end padding, so
 decoders that honour it (dr_mp3/miniaudio, ffmpeg, iTunes, most players) play exactly the
-planned samples, and chapter times match the timeline to the sample.
-
-MP3 coding can lift a true peak by a dB or two, so PeakAudit checks the finished MP3 where the
-encoder's input came near the limit, decoding only those stretches.
+planned samples, and chapter times match the timeline to the sample. The build encodes
+through islands.py, which keeps what each stretch of sound encoded to; encode_mp3 is the
+plain encoder, for short things (a preview) and the benchmark's baseline.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import lameenc
-import miniaudio
 import numpy as np
 from mutagen.id3 import APIC, CHAP, COMM, CTOC, ID3, TALB, TCON, TIT2, TLAN, TPE1, TXXX, CTOCFlags, PictureType
 
-from voiceguide import audio, meter
+from voiceguide import audio
 from voiceguide.cover import Artwork
 from voiceguide.timeline import Chapter
 
@@ -38,10 +34,6 @@ DEFAULT_ARTIST = "voiceguide"
 # input is raised by the inverse, so the MP3 plays at the level it was given.
 ENCODER_SCALE = 0.95
 DECODER_DELAY = 529  # samples every decoder adds to the encoder's delay; players trim both
-AUDIT_RANGE = 12.0  # dB: coding noise cannot lift samples that stay this far under the limit up to it
-AUDIT_MARGIN = 2 * SAMPLES_PER_FRAME  # checked around a loud block: coding spreads noise over a frame or so
-WARM_UP_FRAMES = 4  # decoded before a stretch and dropped: the decoder's bit reservoir and filters reach back
-MAX_AUDIT_FRAMES = 400  # about 10 s: a longer stretch is decoded in parts, so memory stays flat
 MAX_TABLE_ENTRIES = 255  # a CTOC frame counts its entries in one byte
 
 
@@ -57,33 +49,20 @@ class Tags:
 
 
 class _FrameCounter:
-    """Counts MPEG frames in a stream of bytes as it goes past, by walking frame headers.
+    """Counts MPEG frames in a stream of bytes as it goes past, by walking frame headers."""
 
-    It also notes where the frames numbered in `marks` start, in bytes from the first byte fed.
-    """
-
-    def __init__(self, marks: Iterable[int] = ()) -> None:
+    def __init__(self) -> None:
         self.frames = 0
-        self.starts: dict[int, int] = {}
-        self._marks = sorted(set(marks), reverse=True)  # the next one last
-        self._fed = 0  # bytes fed before the current chunk
         self._to_skip = 0  # bytes of the current frame not yet seen
         self._partial = b""  # an incomplete header at the end of the last chunk
 
-    def marks_ahead(self) -> bool:
-        return bool(self._marks)
-
     def feed(self, data: bytes) -> None:
-        base = self._fed - len(self._partial)
-        self._fed += len(data)
         data = self._partial + data
         self._partial = b""
         position = self._to_skip
         while position + 4 <= len(data):
             if data[position] != 0xFF:
                 raise ValueError(f"lost MPEG frame sync at frame {self.frames}")
-            if self._marks and self._marks[-1] == self.frames:
-                self.starts[self._marks.pop()] = base + position
             padding = (data[position + 2] >> 1) & 1
             position += FRAME_BYTES + padding
             self.frames += 1
@@ -120,16 +99,27 @@ def info_frame(header: bytes, frames: int, audio_bytes: int, padding: int) -> by
     return bytes(frame)
 
 
-def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
-    """Stream int16 blocks to the end of `file` as a gapless CBR MP3; returns the number of samples.
-
-    The MP3 decodes at the level of the blocks; samples within 0.45 dB of full scale clip.
-    """
+def new_encoder() -> lameenc.Encoder:
+    """LAME as every MP3 here is made: constant bit rate, mono, at the internal rate."""
     encoder = lameenc.Encoder()
     encoder.set_bit_rate(BITRATE_KBPS)
     encoder.set_in_sample_rate(audio.SAMPLE_RATE)
     encoder.set_channels(1)
     encoder.set_quality(2)
+    return encoder
+
+
+def encoder_input(block: np.ndarray) -> bytes:
+    """int16 samples as LAME is fed them: raised by the inverse of its scale (see ENCODER_SCALE)."""
+    return audio.scaled(block, 1 / ENCODER_SCALE).tobytes()
+
+
+def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
+    """Stream int16 blocks to the end of `file` as a gapless CBR MP3; returns the number of samples.
+
+    The MP3 decodes at the level of the blocks; samples within 0.45 dB of full scale clip.
+    """
+    encoder = new_encoder()
     counter = _FrameCounter()
     info_position = file.seek(0, 2)
     file.write(bytes(FRAME_BYTES))  # room for the Info frame, written once the counts are known
@@ -144,7 +134,7 @@ def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
 
     for block in blocks:
         total_samples += len(block)
-        write(encoder.encode(audio.scaled(block, 1 / ENCODER_SCALE).tobytes()))
+        write(encoder.encode(encoder_input(block)))
     write(encoder.flush())
     audio_bytes = file.tell() - info_position - FRAME_BYTES
     padding = counter.frames * SAMPLES_PER_FRAME - total_samples - ENCODER_DELAY
@@ -152,74 +142,6 @@ def encode_mp3(blocks: Iterable[np.ndarray], file: BinaryIO) -> int:
     file.write(info_frame(first_header, counter.frames, audio_bytes, padding))
     file.seek(0, 2)
     return total_samples
-
-
-class PeakAudit:
-    """The true peak of an MP3 as a player decodes it, checked where the encoder's input came near `limit` dBTP.
-
-    Pass the blocks going into encode_mp3 through watch(); true_peak() then decodes only the
-    stretches of the MP3 around the loud blocks, each with a few frames before it that the
-    decoder needs. Everywhere else the input stayed AUDIT_RANGE dB or more under the limit.
-    """
-
-    def __init__(self, limit: float):
-        self._loud = meter.gain(limit - AUDIT_RANGE) * audio.FULL_SCALE
-        self._spans: list[tuple[int, int]] = []  # [first, end) audio frames (the Info frame not counted)
-
-    def watch(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        start = 0
-        for block in blocks:
-            if audio.peak(block) > self._loud:
-                self._note(start, start + len(block))
-            start += len(block)
-            yield block
-
-    def _note(self, start: int, end: int) -> None:
-        delay = ENCODER_DELAY + DECODER_DELAY  # sample t of the track is sample t + delay of the frames' output
-        first = max(0, (start - AUDIT_MARGIN + delay) // SAMPLES_PER_FRAME)
-        end = (end + AUDIT_MARGIN + delay) // SAMPLES_PER_FRAME + 1
-        if self._spans:
-            last_first, last_end = self._spans[-1]
-            if first <= last_end + WARM_UP_FRAMES and end - last_first <= MAX_AUDIT_FRAMES:  # one stretch with the last
-                self._spans[-1] = (last_first, end)
-                return
-        self._spans.append((first, end))
-
-    def true_peak(self, path: Path) -> float:
-        """dBTP of the MP3 at `path` in the stretches noted, as a player decodes it; -inf if none."""
-        counter = _FrameCounter(
-            [max(0, first - WARM_UP_FRAMES) for first, _ in self._spans] + [end for _, end in self._spans]
-        )
-        peak = -math.inf
-        with path.open("rb") as file:
-            audio_start = _audio_start(file)
-            file.seek(audio_start)
-            while counter.marks_ahead() and (data := file.read(1 << 20)):
-                counter.feed(data)
-            for first, end in self._spans:
-                begin = counter.starts[max(0, first - WARM_UP_FRAMES)]
-                file.seek(audio_start + begin)
-                data = file.read(counter.starts[end] - begin if end in counter.starts else -1)
-                decoded = miniaudio.decode(
-                    data, output_format=miniaudio.SampleFormat.SIGNED16, nchannels=1, sample_rate=audio.SAMPLE_RATE
-                )
-                samples = np.frombuffer(decoded.samples, dtype=np.int16)
-                kept = (min(end, counter.frames) - first) * SAMPLES_PER_FRAME  # the stretch; the warm-up comes before
-                context = meter.INTERPOLATION_TAPS // 2  # samples before the stretch that its first points depend on
-                peak = meter.true_peak(samples[max(0, len(samples) - kept - context) :] / audio.FULL_SCALE, peak)
-        return peak
-
-
-def _audio_start(file: BinaryIO) -> int:
-    """Where the first audio frame starts: after the ID3v2 tag and the Info frame."""
-    header = file.read(10)
-    if header[:3] != b"ID3":
-        return FRAME_BYTES
-    size = 0
-    for byte in header[6:10]:  # syncsafe: seven bits a byte
-        size = size << 7 | byte
-    footer = 10 if header[5] & 0x10 else 0
-    return 10 + size + footer + FRAME_BYTES
 
 
 def id3_tag(tags: Tags, chapters: Sequence[Chapter]) -> bytes:

@@ -94,19 +94,6 @@ class EncodedTrack:
     islands_kept: int  # found in the cache, so not encoded again
 
 
-def _new_encoder() -> lameenc.Encoder:
-    encoder = lameenc.Encoder()
-    encoder.set_bit_rate(export.BITRATE_KBPS)
-    encoder.set_in_sample_rate(audio.SAMPLE_RATE)
-    encoder.set_channels(1)
-    encoder.set_quality(2)
-    return encoder
-
-
-def _encoder_input(samples: np.ndarray) -> bytes:
-    return audio.scaled(samples, 1 / export.ENCODER_SCALE).tobytes()
-
-
 def _bits(data: bytes, start: int, count: int) -> int:
     return (int.from_bytes(data, "big") >> (len(data) * 8 - start - count)) & ((1 << count) - 1)
 
@@ -151,7 +138,7 @@ class _Unpacker:
 @functools.cache
 def _silence() -> tuple[bytes, Frame]:
     """A frame header without the padding bit, and a frame of silence (no data), both as LAME makes them."""
-    encoder = _new_encoder()
+    encoder = export.new_encoder()
     data = encoder.encode(bytes(4 * export.SAMPLES_PER_FRAME * 2)) + encoder.flush()
     last = list(_Unpacker().feed(data))[-1]
     header = data[:2] + bytes([data[2] & ~0x02]) + data[3:4]
@@ -344,8 +331,8 @@ def _true_peak(frames: list[Frame]) -> float:
 
 def _encode(samples: np.ndarray, start: int) -> Island:
     """Encode one island (whole, in memory) that starts at sample `start` of the track."""
-    encoder = _new_encoder()
-    data = encoder.encode(bytes(_lead_in(start) * 2)) + encoder.encode(_encoder_input(samples))
+    encoder = export.new_encoder()
+    data = encoder.encode(bytes(_lead_in(start) * 2)) + encoder.encode(export.encoder_input(samples))
     data += encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + encoder.flush()
     return _island(list(_Unpacker().feed(data)), _lead_in(start))
 
@@ -414,14 +401,14 @@ class _Open:
     def append(self, block: np.ndarray) -> None:
         self.length += len(block)
         if self.encoder is not None:
-            self.frames += self.unpacker.feed(self.encoder.encode(_encoder_input(block)))
+            self.frames += self.unpacker.feed(self.encoder.encode(export.encoder_input(block)))
             return
         self.parts.append(block)
         if self.length > MAX_KEPT_ISLAND:
-            self.encoder = _new_encoder()
+            self.encoder = export.new_encoder()
             lead_in = bytes(_lead_in(self.start) * 2)
             self.frames += self.unpacker.feed(self.encoder.encode(lead_in) + self.encoder.encode(
-                _encoder_input(np.concatenate(self.parts))))  # fmt: skip
+                export.encoder_input(np.concatenate(self.parts))))  # fmt: skip
             self.parts = []
 
     def close(self, end: int, track: _Track) -> None:

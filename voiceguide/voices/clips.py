@@ -20,7 +20,6 @@ import miniaudio
 import numpy as np
 
 from voiceguide import audio, levels, limiter, meter
-from voiceguide.voices import engine_class
 from voiceguide.files import atomic_path
 from voiceguide.voices import engine_class
 from voiceguide.voices.cache import ClipCache, clip_key
