@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from voiceguide import audio, cover, levels, meter, provenance, sounds
+from voiceguide import audio, cover, levels, meter, provenance, sounds, streams
 from voiceguide import routine as routines
 from voiceguide.document import timeline_document
 from voiceguide.durations import format_duration
@@ -267,8 +267,9 @@ def _encode(
         loudness = meter.StreamMeter(speech)
         with path.open("w+b") as file:
             file.write(tag)
-            blocks = _reporting("rendering", render(timeline, source), timeline.length, reporter)
-            encoded = encode_track(loudness.watch(limit_stream(blocks, ceiling)), file, frames)
+            limited = streams.ahead(limit_stream(render(timeline, source), ceiling))  # rendered on a core of its own
+            blocks = _reporting("rendering", streams.beside(limited, _meter_with(loudness)), timeline.length, reporter)
+            encoded = encode_track(blocks, file, frames)
         true_peak = encoded.true_peak
         log.info("encoded %d stretches of sound, kept %d", encoded.islands_encoded, encoded.islands_kept)
         encodings += 1
@@ -280,6 +281,16 @@ def _encode(
     if excess > 0:
         log.warning("MP3 coding lifted a peak to %.2f dBTP after %d encodings", true_peak, encodings)
     return TrackLevel(loudness.inside(), loudness.whole(), true_peak), encoded
+
+
+def _meter_with(loudness: meter.StreamMeter) -> Callable[[Iterator[np.ndarray]], None]:
+    """What reads the blocks beside the encoder (see streams.beside): `loudness`, metering them."""
+
+    def read(blocks: Iterator[np.ndarray]) -> None:
+        for _ in loudness.watch(blocks):
+            pass
+
+    return read
 
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:
