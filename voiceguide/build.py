@@ -267,8 +267,8 @@ def _encode(
         loudness = meter.StreamMeter(speech)
         with path.open("w+b") as file:
             file.write(tag)
-            limited = streams.ahead(limit_stream(render(timeline, source), ceiling))  # rendered on a core of its own
-            blocks = _reporting("rendering", streams.beside(limited, _meter_with(loudness)), timeline.length, reporter)
+            limited = streams.ahead(limit_stream(render(timeline, source), ceiling))  # rendered on a thread of its own
+            blocks = _reporting("rendering", loudness.watch(limited), timeline.length, reporter)
             encoded = encode_track(blocks, file, frames)
         true_peak = encoded.true_peak
         log.info("encoded %d stretches of sound, kept %d", encoded.islands_encoded, encoded.islands_kept)
@@ -281,16 +281,6 @@ def _encode(
     if excess > 0:
         log.warning("MP3 coding lifted a peak to %.2f dBTP after %d encodings", true_peak, encodings)
     return TrackLevel(loudness.inside(), loudness.whole(), true_peak), encoded
-
-
-def _meter_with(loudness: meter.StreamMeter) -> Callable[[Iterator[np.ndarray]], None]:
-    """What reads the blocks beside the encoder (see streams.beside): `loudness`, metering them."""
-
-    def read(blocks: Iterator[np.ndarray]) -> None:
-        for _ in loudness.watch(blocks):
-            pass
-
-    return read
 
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:

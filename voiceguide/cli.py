@@ -430,7 +430,7 @@ def watch_command(
 
     Takes what 'build' takes. It says which file was saved, what changed and where the new MP3 is. A routine saved with
     an error gets the error printed and keeps its last good MP3; it is built again when fixed.
-    Files are checked five times a second. Ctrl-C stops.
+    Files are checked ten times a second. Ctrl-C stops.
 
     \b
     Examples:

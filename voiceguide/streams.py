@@ -1,8 +1,8 @@
 """Streams of audio blocks handed between threads, so the stages of a build run on separate cores.
 
-numpy's FFTs and lameenc let go of the GIL while they work, so metering the track beside its
-encoding takes about as long as the longer of the two, not their sum. A queue of a few blocks
-between the threads keeps memory flat.
+numpy's FFTs and lameenc let go of the GIL while they work, so rendering, metering and
+encoding a track side by side take about as long as the longest of them, not their sum. A
+queue of a few blocks between two threads keeps memory flat.
 """
 
 from __future__ import annotations

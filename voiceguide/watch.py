@@ -1,6 +1,6 @@
 """Watch mode: build routines, then build each again whenever it, or a sound or cover it uses, is saved.
 
-Files are polled for their size, modification time and inode five times a second: no extra
+Files are polled for their size, modification time and inode ten times a second: no extra
 dependency, and the same on every system. A save is read once the file has stopped changing.
 A build that fails is reported and leaves the last good output in place; the routine is built
 again at its next save. Folders are scanned again at each poll, so a new routine is built too.
@@ -24,8 +24,8 @@ from voiceguide.errors import VoiceguideError
 from voiceguide.voices.choice import voice_request
 from voiceguide.voices.pool import WarmWorkers, default_workers
 
-POLL_SECONDS = 0.2
-SETTLE_SECONDS = 0.1  # a saved file is read once it has not changed for this long
+POLL_SECONDS = 0.1
+SETTLE_SECONDS = 0.05  # a saved file is read once it has not changed for this long
 
 Stamps = dict[Path, tuple[int, int, int] | None]  # file -> (modified ns, size, inode), None while missing
 
