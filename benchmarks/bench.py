@@ -223,7 +223,8 @@ def plan_in_process(routine: Path) -> float:
 def report(results: dict) -> None:
     seconds, ratios, rss = results["seconds"], results["ratio_to_encoder"], results["peak_rss_mb"]
     routine = results["routine"]
-    print(f"routine: {routine['steps']} steps, {routine['audio_seconds'] / 60:.1f} min of audio, engine {routine['engine']}")
+    minutes = routine["audio_seconds"] / 60
+    print(f"routine: {routine['steps']} steps, {minutes:.1f} min of audio, engine {routine['engine']}")
     print(f"{'measure':<28}{'seconds':>10}{'x encoder':>12}")
     print(f"{'encoder only (lameenc)':<28}{seconds['encoder_only']:>10.2f}{1:>12.2f}")
     for name in ("cold", "warm", "edit"):

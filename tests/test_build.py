@@ -7,12 +7,10 @@ import shutil
 import mutagen.mp3
 import numpy as np
 import pytest
-
 from click.testing import CliRunner
+from conftest import FIXTURES, SAMPLE_RATE, assert_speech_where_planned, decode, level_db, read_plan, span
 
 from voiceguide.cli import main
-
-from conftest import FIXTURES, SAMPLE_RATE, assert_speech_where_planned, decode, level_db, read_plan, span
 from voiceguide.voices.cache import CACHE_DIR_VARIABLE
 
 
@@ -102,9 +100,9 @@ def test_mp3_format_tags_and_chapters(built):
     assert tags.version[:2] == (2, 3)
     assert str(tags["TIT2"]) == "Two quick steps"
     assert str(tags["TALB"]) == "Two quick steps"
-    chapters = sorted(tags.getall("CHAP"), key=lambda frame: frame.start_time)
+    chapters = tags.getall("CHAP")  # as stored: players that read the frames in turn must meet them in time order
     assert [str(c.sub_frames["TIT2"]) for c in chapters] == [c["title"] for c in plan["chapters"]]
-    for frame, planned in zip(chapters, plan["chapters"]):
+    for frame, planned in zip(chapters, plan["chapters"], strict=True):
         assert abs(frame.start_time / 1000 - planned["start"]) < 0.002
         assert abs(frame.end_time / 1000 - planned["end"]) < 0.002
     (toc,) = tags.getall("CTOC")

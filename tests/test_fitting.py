@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 
 import pytest
+from conftest import load_routine_text, sound_length
 
 from voiceguide import audio, timeline
 from voiceguide.errors import VoiceguideError
 from voiceguide.fitting import Hold, Unreachable, fit
-
-from conftest import load_routine_text, sound_length
 
 
 def test_fit_scales_holds_in_proportion_to_their_length():
@@ -36,7 +36,7 @@ def test_fit_is_exact_to_the_sample(target):
     holds = [Hold(37, 0, 100_000), Hold(91, 3, 100_000, 0.7), Hold(13, 0, 100_000, 2.5)]
     lengths = fit(holds, target)
     assert sum(lengths) == target
-    assert all(hold.minimum <= length <= hold.maximum for hold, length in zip(holds, lengths))
+    assert all(hold.minimum <= length <= hold.maximum for hold, length in zip(holds, lengths, strict=True))
 
 
 def test_fit_unreachable_names_the_range():
@@ -141,7 +141,7 @@ def test_colliding_cues_are_moved_and_warned(tmp_path):
     hold = plan.of_kind("hold")[0]
     inside = sorted((event for event in plan.events if event.cue), key=lambda event: event.start)
     assert all(hold.start <= event.start and event.end <= hold.end for event in inside)
-    assert all(a.end <= b.start for a, b in zip(inside, inside[1:]))
+    assert all(a.end <= b.start for a, b in itertools.pairwise(inside))
     assert any("was moved" in warning for warning in plan.warnings)
 
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from conftest import sound_length
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voiceguide import audio, routine as routines, timeline
+from voiceguide import audio, timeline
+from voiceguide import routine as routines
 from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.voices.clips import estimate_lengths
-
-from conftest import sound_length
 
 FUZZ = settings(max_examples=400, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
 
@@ -67,7 +67,7 @@ def check(text: str, length: int | None) -> None:
     except VoiceguideError:
         return
     assert plan.length > 0 and (length is None or plan.length == length)
-    assert all(0 <= event.start and event.end <= plan.length for event in plan.events)
+    assert all(event.start >= 0 and event.end <= plan.length for event in plan.events)
     assert [chapter.start for chapter in plan.chapters[1:]] == [chapter.end for chapter in plan.chapters[:-1]]
 
 

@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan, wait_for, write_steps
 
 from voiceguide.files import atomic_path
 from voiceguide.voices import pool
 from voiceguide.voices.cache import ClipCache
-
-from conftest import FIXTURES, SAMPLE_RATE, decode, read_plan, wait_for, write_steps
 
 FAULTY_WORKER = [sys.executable, str(FIXTURES / "faulty_worker.py")]
 needs_proc = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads process states from /proc")
@@ -172,7 +171,7 @@ def test_build_killed_mid_synthesis_leaves_a_consistent_cache(tmp_path, own_cach
     out = tmp_path / "out"
     process = start_build(routine, out)
     cache = own_cache
-    wait_for(lambda: cache.exists() and 5 <= len(list(cache.rglob("*.wav"))), 60)
+    wait_for(lambda: cache.exists() and len(list(cache.rglob("*.wav"))) >= 5, 60)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
     entries = list(cache.rglob("[!.]*.wav"))

@@ -11,13 +11,12 @@ import wave
 from pathlib import Path
 
 import pytest
+from conftest import ROUTINES, load_routine_text
 
 from voiceguide import routine as routines
 from voiceguide import sounds
 from voiceguide.durations import format_duration, parse_duration
 from voiceguide.errors import RoutineError
-
-from conftest import ROUTINES, load_routine_text
 
 
 @pytest.mark.parametrize(

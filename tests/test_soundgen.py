@@ -162,7 +162,7 @@ def test_committed_sounds_match_the_code(library):
     """
     committed = sorted(p.name for p in REPO_SOUNDS.glob("*.wav"))
     assert committed == sorted(p.name for p in library.values())
-    for name, path in library.items():
+    for path in library.values():
         fresh, stored = read_pcm(path), read_pcm(REPO_SOUNDS / path.name)
         assert fresh.shape == stored.shape, f"sounds/{path.name} is stale"
         assert np.abs(fresh.astype(np.int32) - stored).max() <= 2, f"sounds/{path.name} is stale"

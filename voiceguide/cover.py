@@ -82,7 +82,9 @@ def artwork(title: str, image: Path | None) -> Artwork:
     """The routine's own image if it names one (already checked), else a cover drawn with the title."""
     if image is not None:
         data = image.read_bytes()
-        return Artwork(data, image_mime(data))
+        mime = image_mime(data)
+        assert mime is not None, "the routine's loader checked the image"
+        return Artwork(data, mime)
     return Artwork(encode_png(draw_cover(title)), "image/png")
 
 

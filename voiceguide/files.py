@@ -6,11 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from voiceguide.errors import OutputError
-
 
 TEMPORARY_SUFFIX = ".tmp"
 
@@ -91,7 +90,8 @@ def atomic_path(target: Path, keep_existing: bool = False) -> Iterator[Path]:
     """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=TEMPORARY_SUFFIX)
+        prefix = f".{target.name}.{os.getpid()}."  # the pid tells a live build's temporary from a dead one's
+        handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=prefix, suffix=TEMPORARY_SUFFIX)
         os.close(handle)
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual mode
     except OSError as error:

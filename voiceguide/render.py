@@ -77,7 +77,8 @@ def render(timeline: Timeline, source: Callable[[Event], np.ndarray]) -> Iterato
             event = pending[upcoming]
             samples = breath_tone(event.breath, event.length) if event.kind == "breath" else source(event)
             if len(samples) != event.length:
-                raise ValueError(f"{event.kind} at sample {event.start} is {len(samples)} samples, planned {event.length}")
+                planned = f"planned {event.length}"
+                raise ValueError(f"{event.kind} at sample {event.start} is {len(samples)} samples, {planned}")
             sounding.append((event, samples))
             upcoming += 1
         if not sounding and bed is None:

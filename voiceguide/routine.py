@@ -443,7 +443,7 @@ class Step:
 
     @staticmethod
     def rules(known: dict[str, Any]) -> list[str | KeyProblem]:
-        broken = []
+        broken: list[str | KeyProblem] = []
         rounds, repeat, hold = known.get("rounds"), known.get("repeat"), known.get("hold")
         if rounds and repeat is not None and len(rounds) != repeat:
             broken.append(f"'rounds' names {len(rounds)} rounds but 'repeat' is {repeat}")

@@ -44,7 +44,8 @@ def resolve(spec: str, folder: Path, bed: bool = False) -> Path:
     path = folder / Path(spec).expanduser()
     try:
         if not path.suffix and not path.exists():
-            raise ValueError(f"unknown sound {spec!r}; built-in sounds are {', '.join(builtin_names())}, or give a path to an audio file")
+            builtin = ", ".join(builtin_names())
+            raise ValueError(f"unknown sound {spec!r}; built-in sounds are {builtin}, or give a path to an audio file")
         problem = not_a_file(path)
         if problem:
             raise ValueError(f"sound file {spec!r} {problem}")
@@ -96,7 +97,7 @@ def _decoded(path: Path, identity: tuple[int, ...]) -> np.ndarray:
 
 @functools.lru_cache(maxsize=32)
 def _digest(path: Path, identity: tuple[int, ...]) -> str:
-    return hashlib.sha256(_decoded(path, identity)).hexdigest()
+    return hashlib.sha256(_decoded(path, identity).data).hexdigest()
 
 
 @functools.lru_cache(maxsize=32)

@@ -10,15 +10,26 @@ without synthesizing anything.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping
 
 from voiceguide import audio, sounds, words
 from voiceguide.durations import format_duration
 from voiceguide.errors import VoiceguideError
 from voiceguide.fitting import Hold, Unreachable, fit
-from voiceguide.routine import MAX_SECONDS, Background, CueTime, Narration, Pause, Routine, Step, spoken
+from voiceguide.routine import (
+    MAX_SECONDS,
+    Background,
+    Breathe,
+    Countdown,
+    CueTime,
+    Narration,
+    Pause,
+    Routine,
+    Step,
+    spoken,
+)
 
 LEAD_IN = audio.samples(1.0)  # quiet before the first word
 LINE_GAP = audio.samples(0.6)  # between the lines of one narration, where no pause is written
@@ -167,10 +178,10 @@ class _Lengths:
     def cue(self, step: Step, cue) -> int:
         return self.speech[cue.say] if cue.say else self.sound(cue.sound)
 
-    def countdown(self, step: Step) -> list[int]:
-        if step.countdown.style == "voice":
-            return [self.speech[word] for word in countdown_words(step.countdown.count)]
-        return [self.sound(sounds.builtin_path(TICK))] * step.countdown.count
+    def countdown(self, countdown: Countdown) -> list[int]:
+        if countdown.style == "voice":
+            return [self.speech[word] for word in countdown_words(countdown.count)]
+        return [self.sound(sounds.builtin_path(TICK))] * countdown.count
 
 
 def _cue_need(at: CueTime, clip_length: int) -> int:
@@ -256,11 +267,10 @@ class _Builder:
         self.add("hold", length)
         step = round_.step
         if step.breathe:
-            self._breaths(step, start, length)
+            self._breaths(step.breathe, start, length)
         self._cues(round_, start, length)
 
-    def _breaths(self, step: Step, start: int, length: int) -> None:
-        breathe = step.breathe
+    def _breaths(self, breathe: Breathe, start: int, length: int) -> None:
         offset = 0
         phases = [("in", breathe.inhale, breathe.pause), ("out", breathe.exhale, 0.0)]
         while True:
@@ -278,17 +288,24 @@ class _Builder:
         wanted: list[_Wanted] = []
         hold_seconds = audio.seconds(length)
         for index, cue in enumerate(step.cues):
-            details = {"text": cue.say} if cue.say else {"sound": cue.sound}
+            details: dict[str, str | Path]
+            if cue.say:
+                details, name = {"text": cue.say}, cue.say
+            else:
+                assert cue.sound is not None  # a cue says something or sounds (Cue.rules)
+                details, name = {"sound": cue.sound}, cue.sound.stem
             wanted.append(_Wanted(
                 start + audio.samples(cue.at.offset(hold_seconds)), self.lengths.cue(step, cue), details,
-                f"{cue.at.location}: {path}.cues[{index}] ({step.name})", f"the cue {cue.say or cue.sound.stem!r}",
+                f"{cue.at.location}: {path}.cues[{index}] ({step.name})", f"the cue {name!r}",
             ))
-        if step.countdown:
-            for number, clip_length in zip(range(step.countdown.count, 0, -1), self.lengths.countdown(step)):
-                details = {"text": str(number)} if step.countdown.style == "voice" else {"sound": sounds.builtin_path(TICK)}
+        countdown = step.countdown
+        if countdown:
+            numbers = range(countdown.count, 0, -1)
+            for number, clip_length in zip(numbers, self.lengths.countdown(countdown), strict=True):
+                tick = {"text": str(number)} if countdown.style == "voice" else {"sound": sounds.builtin_path(TICK)}
                 wanted.append(_Wanted(
-                    start + length - audio.samples(number), clip_length, details,
-                    f"{step.countdown.location}: {path}.countdown ({step.name})", f"countdown {number}",
+                    start + length - audio.samples(number), clip_length, tick,
+                    f"{countdown.location}: {path}.countdown ({step.name})", f"countdown {number}",
                 ))
         wanted.sort(key=lambda item: item.start)
         placed = _without_overlaps(wanted, start, start + length)
@@ -302,7 +319,8 @@ class _Builder:
 
     def finish(self, title: str, background: Background | None, notes: tuple[str, ...]) -> Timeline:
         ends = [start for _, start in self.chapter_starts[1:]] + [self.cursor]
-        chapters = tuple(Chapter(name, start, end) for (name, start), end in zip(self.chapter_starts, ends))
+        starts = self.chapter_starts
+        chapters = tuple(Chapter(name, start, end) for (name, start), end in zip(starts, ends, strict=True))
         events = tuple(sorted(self.events, key=lambda event: event.start))
         warnings = tuple(dict.fromkeys(self.warnings))  # a step's rounds would each say the same
         return Timeline(title, events, chapters, self.cursor, background, warnings, notes)
@@ -358,7 +376,7 @@ def _layout(
         builder.chapter(intro_title)
         builder.say(routine.intro)
         builder.pause(AFTER_INTRO)
-    for round_, hold in zip(rounds, holds):
+    for round_, hold in zip(rounds, holds, strict=True):
         builder.chapter(round_.title)
         builder.say(round_.narration)
         builder.hold(round_, hold)
@@ -389,7 +407,9 @@ def plan(
     """
     longest = audio.samples(MAX_SECONDS)
     if length is not None and length > longest:
-        raise VoiceguideError(f"asked for {format_duration(audio.seconds(length))}; a track may be at most {format_duration(MAX_SECONDS)}")
+        raise VoiceguideError(
+            f"asked for {format_duration(audio.seconds(length))}; a track may be at most {format_duration(MAX_SECONDS)}"
+        )
     lengths = _Lengths(speech_length, sound_length)
     extra: dict[int, int] = {}
     rounds = _rounds(routine, extra)

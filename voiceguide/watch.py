@@ -11,6 +11,7 @@ so a save voices its changed lines at once instead of first starting the engine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -58,10 +59,8 @@ def watch(
                 if before is None:
                     _warm_up(warm, routine, options)
             time.sleep(poll)
-            try:
+            with contextlib.suppress(VoiceguideError):  # the folder is empty for now: keep watching what was there
                 found = find_routines(paths)
-            except VoiceguideError:  # the folder is empty for now: keep watching what was there
-                pass
 
 
 def _warm_up(warm: WarmWorkers, routine: Path, options: BuildOptions) -> None:

@@ -13,9 +13,9 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from voiceguide.errors import SynthesisError, VoiceguideError, last_line
 from voiceguide.voices.engine import VoiceInfo
@@ -80,7 +80,7 @@ class _Worker:
     def __init__(self, request: VoiceRequest):
         command = [*WORKER_COMMAND, request.engine, request.voice.id, request.language]
         self.command = " ".join(command)
-        self._stderr = tempfile.TemporaryFile(mode="w+")
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close(), after the process)
         self._scratch = Path(tempfile.mkdtemp(prefix="voiceguide-worker-"))  # its temporary folder
         self._replies: queue.Queue[str | None] = queue.Queue()
         try:
@@ -91,6 +91,8 @@ class _Worker:
         except BaseException:
             self._remove_files()
             raise
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes
+        self._requests, self._answers = self.process.stdin, self.process.stdout
         try:
             threading.Thread(target=self._read_replies, daemon=True).start()
             hello = self._reply(STARTUP_SECONDS)
@@ -101,7 +103,7 @@ class _Worker:
             raise
 
     def _read_replies(self) -> None:
-        for line in self.process.stdout:
+        for line in self._answers:
             self._replies.put(line)
         self._replies.put(None)
 
@@ -132,8 +134,8 @@ class _Worker:
 
     def voice(self, text: str, speed: float, path: Path) -> None:
         try:
-            self.process.stdin.write(json.dumps({"text": text, "speed": speed, "path": str(path)}) + "\n")
-            self.process.stdin.flush()
+            self._requests.write(json.dumps({"text": text, "speed": speed, "path": str(path)}) + "\n")
+            self._requests.flush()
         except (BrokenPipeError, OSError):
             raise _WorkerFault(self._exit_reason()) from None
         reply = self._reply(clip_timeout(text))
@@ -146,7 +148,7 @@ class _Worker:
             if kill:
                 self.process.kill()
             with contextlib.suppress(OSError):
-                self.process.stdin.close()
+                self._requests.close()
             try:
                 self.process.wait(timeout=5)
             except subprocess.TimeoutExpired:
