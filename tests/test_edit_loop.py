@@ -6,6 +6,7 @@ real time, and it says the same text the same way every time, so whole MP3s can 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import shutil
 import signal
@@ -358,15 +359,12 @@ def test_prune_removes_nothing_while_a_routine_has_errors(project, monkeypatch):
 # ---------------------------------------------------------------- watch
 
 
-def test_watch_builds_each_save_and_survives_a_broken_one(project):
-    routine, mp3 = project / "routines" / "two-steps.yaml", project / "out" / "two-steps.mp3"
-    original = routine.read_text()
+@contextlib.contextmanager
+def watching(routine: Path, options: BuildOptions):
+    """watch(routine) on a thread while the block runs: a queue of its outcomes, and the files it saw saved."""
     outcomes: queue.Queue = queue.Queue()
     saves: list[list[Path]] = []
     stop = threading.Event()
-    options = BuildOptions(
-        output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3")
-    )
 
     class Heard(Reporter):
         def finished(self, outcome):
@@ -380,6 +378,20 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
     )
     watcher.start()
     try:
+        yield outcomes, saves
+    finally:
+        stop.set()
+        watcher.join(timeout=WAIT_SECONDS)
+    assert not watcher.is_alive()
+
+
+def test_watch_builds_each_save_and_survives_a_broken_one(project):
+    routine, mp3 = project / "routines" / "two-steps.yaml", project / "out" / "two-steps.mp3"
+    original = routine.read_text()
+    options = BuildOptions(
+        output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3")
+    )
+    with watching(routine, options) as (outcomes, saves):
         assert isinstance(outcomes.get(timeout=WAIT_SECONDS).result, UpToDate)
         routine.write_text(original.replace("Let them rest there.", "Let them rest there, still."))
         edited = outcomes.get(timeout=WAIT_SECONDS).result
@@ -397,10 +409,6 @@ def test_watch_builds_each_save_and_survives_a_broken_one(project):
         shutil.copy(sounds.builtin_path("bowl"), project / "routines" / "ding.wav")
         assert outcomes.get(timeout=WAIT_SECONDS).result.changes == ("ding.wav",)
         assert mp3.read_bytes() != with_bell  # the new sound is heard, not one decoded before
-    finally:
-        stop.set()
-        watcher.join(timeout=WAIT_SECONDS)
-    assert not watcher.is_alive()
     assert saves == [[routine]] * 3 + [[project / "routines" / "ding.wav"]]
 
 
@@ -415,20 +423,10 @@ def test_watch_keeps_its_voice_workers_for_the_whole_session(project, monkeypatc
     monkeypatch.setattr(pool, "_Worker", CountedWorker)
     routine = project / "routines" / "two-steps.yaml"
     original = routine.read_text()
-    outcomes: queue.Queue = queue.Queue()
-    stop = threading.Event()
     options = BuildOptions(
         output_dir=project / "out", cache_dir=project / "cache", voice=VoiceOverride(engine="pyttsx3"), workers=2
     )
-    class Heard(Reporter):
-        def finished(self, outcome):
-            outcomes.put(outcome)
-
-    watcher = threading.Thread(
-        target=watch, args=([routine], options, Heard()), kwargs={"stop": stop.is_set, "poll": 0.05}
-    )
-    watcher.start()
-    try:
+    with watching(routine, options) as (outcomes, _):
         assert isinstance(outcomes.get(timeout=WAIT_SECONDS).result, UpToDate)
         for number in range(3):
             routine.write_text(original.replace("Let them rest there.", f"Let them rest there, {number + 1} times."))
@@ -436,10 +434,6 @@ def test_watch_keeps_its_voice_workers_for_the_whole_session(project, monkeypatc
             assert isinstance(edited, BuildResult) and edited.clips_made == 1, edited
         assert len(started) == 2  # the two started with the watch voiced all three edits
         assert all(worker.process.poll() is None for worker in started)
-    finally:
-        stop.set()
-        watcher.join(timeout=WAIT_SECONDS)
-    assert not watcher.is_alive()
     assert all(worker.process.poll() is not None for worker in started)  # and end with it
 
 
