@@ -18,7 +18,7 @@ import miniaudio
 import mutagen.mp3
 import numpy as np
 import pytest
-from conftest import ROUTINES, SAMPLE_RATE, read_plan, true_peak
+from conftest import FIXTURES, ROUTINES, SAMPLE_RATE, read_plan, true_peak
 
 from voiceguide import audio, export, islands, timeline
 from voiceguide.build import BuildOptions, build, sound_length
@@ -184,9 +184,9 @@ def chapters(mp3) -> list[tuple[str, int, int]]:
 
 
 def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp_path, monkeypatch):
-    """A bundled routine voiced by eSpeak (the same text, the same clip, every time)."""
-    routine = tmp_path / "back-pressure-points.yaml"
-    shutil.copy(ROUTINES / routine.name, routine)
+    """Voiced by eSpeak (the same text, the same clip, every time); a step and the closing follow the edit."""
+    routine = tmp_path / "two-steps.yaml"
+    shutil.copy(FIXTURES / routine.name, routine)
     cache = tmp_path / "cache"
     options = BuildOptions(output_dir=tmp_path / "out", cache_dir=cache, voice=VoiceOverride(engine="pyttsx3"))
     first = build(routine, options)
@@ -198,17 +198,17 @@ def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp
 
     real_encode = islands._encode
     monkeypatch.setattr(islands, "_encode", encode)
-    routine.write_text(routine.read_text().replace("inch, and hold steadily.", "inch, and hold it steadily."))
+    routine.write_text(routine.read_text().replace("Rub your hands together", "Rub your hands together slowly"))
     edited = build(routine, options)
-    (chapter,) = [chapter for chapter in edited.timeline.chapters if chapter.title == "Between the shoulder blades"]
+    (chapter,) = [chapter for chapter in edited.timeline.chapters if chapter.title == "Warm the hands"]
     assert encoded and all(chapter.start <= start < chapter.end for start in encoded)  # that chapter's, no other
     assert edited.encoded.islands_kept == first.encoded.islands_encoded - len(encoded)
-    spliced = (tmp_path / "out" / "back-pressure-points.mp3").read_bytes()
+    spliced = (tmp_path / "out" / "two-steps.mp3").read_bytes()
 
     shutil.rmtree(cache / islands.FRAMES)  # the same clips, and nothing encoded yet
     full = build(routine, dataclasses.replace(options, output_dir=tmp_path / "full"))
     assert full.encoded.islands_kept == 0
-    mp3 = tmp_path / "full" / "back-pressure-points.mp3"
+    mp3 = tmp_path / "full" / "two-steps.mp3"
     assert mp3.read_bytes() == spliced
     samples = decoded(spliced)
     assert len(samples) == full.timeline.length  # to the sample
