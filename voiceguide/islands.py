@@ -15,7 +15,9 @@ Splicing frames from separate encodings is sound because of how a Layer III fram
   for the whole track, each frame's data placed as early as the reservoir allows (as LAME
   itself does), so no frame points into data that is not there. Before each island come at
   least two frames of silence, whose free bytes give it a full reservoir, as it had in its own
-  encoding; so its data always fits.
+  encoding; so its data always fits. (Cutting frames as they are leaves such dangling
+  pointers: players click or drop the first frames, as mp3splt's users found. Frames unpacked
+  into side info and main data are what RFC 3119 calls ADUs, made to move MP3 audio about.)
 - A decoder's state (the filter bank's and the transform's overlap) is all zeros after frames
   that hold no data, both in the island's own encoding and in the track, so the island decodes
   to the very same samples in both. Frames of silence carry no data at all.
