@@ -86,9 +86,16 @@ def _printable(text: str) -> str:
     return "".join(char if char == "\n" or unicodedata.category(char) != "Cc" else repr(char)[1:-1] for char in text)
 
 
-def _error_lines(error: VoiceguideError) -> list[str]:
-    """One line per problem: a routine's problems each name their file, line and column."""
-    return error.problems if isinstance(error, RoutineError) else [str(error)]
+def _error_lines(error: VoiceguideError, routine: Path | None = None) -> list[str]:
+    """One line per problem: a routine's problems each name their file, line and column.
+
+    With `routine` (when several are checked or built), any other line that does not start with
+    it is prefixed with it, so every line says which routine it is about.
+    """
+    if isinstance(error, RoutineError):
+        return error.problems
+    line = str(error)
+    return [line if routine is None or line.startswith(str(routine)) else f"{routine}: {line}"]
 
 
 class _TerminalProgress:
@@ -331,9 +338,8 @@ class _TerminalReporter(Reporter):
     def finished(self, outcome: Outcome) -> None:
         self.bar.clear()
         if outcome.error is not None:
-            for line in _error_lines(outcome.error):
-                named = not self.several or line.startswith(str(outcome.routine))  # as a routine's problems do
-                _echo(f"error: {'' if named else f'{outcome.routine}: '}{line}", err=True)
+            for line in _error_lines(outcome.error, outcome.routine if self.several else None):
+                _echo(f"error: {line}", err=True)
             return
         if self.quiet:
             return
@@ -613,7 +619,7 @@ def validate(routines_to_check: tuple[Path, ...]) -> None:
         try:
             result = plan_routine(path)
         except VoiceguideError as error:
-            problems.extend(error.problems if isinstance(error, RoutineError) else [f"{path}: {error}"])
+            problems.extend(_error_lines(error, path))
         else:
             _echo(f"ok: {path} ({words.count(len(result.routine.steps), 'step')})")
             _echo_warnings(result.timeline)
