@@ -192,9 +192,9 @@ def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp
     first = build(routine, options)
     encoded: list[int] = []  # where each island encoded starts
 
-    def encode(samples, start):
+    def encode(samples, start, spans):
         encoded.append(start)
-        return real_encode(samples, start)
+        return real_encode(samples, start, spans)
 
     real_encode = islands._encode
     monkeypatch.setattr(islands, "_encode", encode)
@@ -210,6 +210,7 @@ def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp
     assert full.encoded.islands_kept == 0
     mp3 = tmp_path / "full" / "two-steps.mp3"
     assert mp3.read_bytes() == spliced
+    assert (edited.voice_loudness, edited.loudness) == (full.voice_loudness, full.loudness)  # kept islands' too
     samples = decoded(spliced)
     assert len(samples) == full.timeline.length  # to the sample
     assert read_plan(mp3)["length"] == pytest.approx(len(samples) / SAMPLE_RATE, abs=0.001)

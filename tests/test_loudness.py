@@ -132,20 +132,33 @@ def test_a_stream_under_the_ceiling_passes_the_limiter_unchanged():
     np.testing.assert_array_equal(streamed, track)
 
 
-def test_the_stream_meter_reads_the_whole_and_the_spans_as_a_meter_of_each_would():
+def test_a_track_gathered_from_stretches_metered_apart_reads_as_one_meter_over_all_of_it():
     silence = np.zeros(5 * SAMPLE_RATE + 123)
     quiet = 0.4 * speech_like(3)  # 8 dB down: inside the relative gate, so it counts in the whole
-    track = np.concatenate([speech_like(3), silence, quiet, speech_like(2), silence[:333]])
-    track = np.round(track * 32767).astype(np.int16)
-    first, second = (0, 3 * SAMPLE_RATE), (len(silence) + 6 * SAMPLE_RATE, len(silence) + 8 * SAMPLE_RATE)
-    stream = meter.StreamMeter([first, second])
-    blocks = blocks_of(track)
-    assert not blocks[5].any()  # some blocks are digital silence, which the meter skips
-    assert [len(block) for block in stream.watch(blocks)] == [len(block) for block in blocks]
-    assert stream.whole() == pytest.approx(lufs(track / 32768), abs=1e-9)
-    spans = np.concatenate([track[slice(*first)], track[slice(*second)]])
-    assert stream.inside() == pytest.approx(lufs(spans / 32768), abs=1e-9)
-    assert stream.inside() > stream.whole() + 1  # the spans leave the quiet part out
+    stretches = [speech_like(3), np.concatenate([quiet, speech_like(2)])]
+    stretches = [np.round(stretch * 32767).astype(np.int16) for stretch in stretches]
+    second_start = len(stretches[0]) + len(silence)
+    track = np.concatenate([stretches[0], silence, stretches[1], silence[:333]]).astype(np.int16)
+    speech = [(0, 3 * SAMPLE_RATE), (second_start + 3 * SAMPLE_RATE, second_start + 5 * SAMPLE_RATE)]
+    gathered = meter.TrackLoudness()
+    for start, stretch, spans in [(0, stretches[0], [speech[0]]), (second_start, stretches[1], [speech[1]])]:
+        gathered.add(start, meter.stretch_loudness(stretch, [(first - start, last - start) for first, last in spans]))
+    assert gathered.whole() == pytest.approx(lufs(track / 32768), abs=0.05)
+    joined = np.concatenate([track[first:last] for first, last in speech])
+    assert gathered.speech() == pytest.approx(lufs(joined / 32768), abs=0.05)
+    assert gathered.speech() > gathered.whole() + 1  # the speech leaves the quiet part out
+
+
+def test_a_stretch_metered_in_pieces_reads_as_metered_whole():
+    stretch = np.round(speech_like(4) * 32767).astype(np.int16)
+    spans = [(1000, 50_000), (90_000, 150_000)]
+    pieces = meter.StretchMeter(spans)
+    for start in range(0, len(stretch), 7_000):
+        pieces.feed(stretch[start : start + 7_000])
+    whole = meter.stretch_loudness(stretch, spans)
+    np.testing.assert_allclose(pieces.loudness().whole, whole.whole, rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(pieces.loudness().speech, whole.speech, rtol=1e-9, atol=1e-15)
+    assert len(whole.speech) == -(-(49_000 + 60_000) // 4410)  # the speech alone, its last step filled out
 
 
 @pytest.mark.parametrize("hz, phase", [(1000, 0.3), (SAMPLE_RATE / 4, np.pi / 4), (9000, 1.1)])

@@ -104,7 +104,7 @@ def test_full_disk_keeps_the_previous_output_and_removes_temporaries(cli, tmp_pa
 
     real_encode = build_module.encode_track
 
-    def encode_until_full(blocks, file, frames):
+    def encode_until_full(blocks, file, frames, speech):
         file.write(b"\xff" * 1000)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 

@@ -17,30 +17,6 @@ def numbered(count: int, fail_at: int | None = None):
         yield np.full(10, index, dtype=np.int16)
 
 
-def test_a_reader_beside_sees_every_block_in_order_on_another_thread():
-    seen: list[int] = []
-    threads: set[int] = set()
-
-    def read(blocks):
-        for block in blocks:
-            seen.append(int(block[0]))
-            threads.add(threading.get_ident())
-
-    passed = [int(block[0]) for block in streams.beside(numbered(50), read)]
-    assert passed == seen == list(range(50))
-    assert threading.get_ident() not in threads
-
-
-def test_an_error_beside_is_raised_where_the_blocks_are_read():
-    def read(blocks):
-        for block in blocks:
-            if block[0] == 20:
-                raise ValueError("the meter failed")
-
-    with pytest.raises(ValueError, match="the meter failed"):
-        list(streams.beside(numbered(100), read))
-
-
 def test_blocks_made_ahead_come_in_order_and_their_error_is_raised_here():
     assert [int(block[0]) for block in streams.ahead(numbered(50))] == list(range(50))
     with pytest.raises(ValueError, match="block 30 is damaged"):
@@ -50,9 +26,6 @@ def test_blocks_made_ahead_come_in_order_and_their_error_is_raised_here():
 def test_a_reader_that_stops_early_leaves_no_thread_waiting():
     before = threading.active_count()
     for block in streams.ahead(numbered(1000)):
-        if block[0] == 3:
-            break
-    for block in streams.beside(numbered(1000), lambda blocks: None):
         if block[0] == 3:
             break
     threading.Event().wait(0.2)

@@ -221,7 +221,7 @@ def build(
         log.info("rendering %s (%.1f s)", target, audio.seconds(timeline.length))
         with atomic_path(target) as temporary:
             frames = FrameCache(clips.cache.folder)
-            level, encoded = _encode(temporary, tags, timeline, _sources(clips), reporter, frames)
+            encoded = _encode(temporary, tags, timeline, _sources(clips), reporter, frames)
     made = [target]
     if ffmpeg:
         log.info("encoding %s", m4b)
@@ -234,42 +234,33 @@ def build(
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
     return BuildResult(
-        target, timeline, clips.reused, clips.made, elapsed, files, level.voice, level.track, level.true_peak, changes,
-        encoded,
+        target, timeline, clips.reused, clips.made, elapsed, files, encoded.speech_loudness, encoded.loudness,
+        encoded.true_peak, changes, encoded,
     )
-
-
-@dataclass(frozen=True)
-class TrackLevel:
-    voice: float  # LUFS, over the speech alone
-    track: float  # LUFS, over the whole track
-    true_peak: float  # dBTP, as a player decodes the MP3
 
 
 def _encode(
     path: Path, tags: Tags, timeline: Timeline, source: Callable[[Event], np.ndarray], reporter: Reporter,
     frames: FrameCache,
-) -> tuple[TrackLevel, EncodedTrack]:
-    """Encode the track into `path`, metering it on the way in; return its level.
+) -> EncodedTrack:
+    """Encode the track into `path`, metering it on the way in.
 
     The parts are at their levels already (see levels.py), so the track streams into the encoder
     at unity gain through a true-peak limiter that leaves MP3 coding room to lift peaks. The
-    islands of sound already encoded (and kept in `frames`) are not encoded again (see
-    islands.py), and each comes with the true peak its frames decode to. If coding lifted a peak
-    over the limit after all, the track is encoded again with the limiter's ceiling lowered by
-    as much (and a margin, since the lift itself varies a little from one encoding to the next):
-    only the islands that the lower ceiling changes.
+    islands of sound already encoded (and kept in `frames`) are neither metered nor encoded
+    again (see islands.py): each comes with its loudness and the true peak its frames decode
+    to. If coding lifted a peak over the limit after all, the track is encoded again with the
+    limiter's ceiling lowered by as much (and a margin, since the lift itself varies a little
+    from one encoding to the next): only the islands that the lower ceiling changes.
     """
     speech = [(event.start, event.end) for event in sorted(timeline.of_kind("speech"), key=lambda event: event.start)]
     tag = id3_tag(tags, timeline.chapters)
     ceiling, encodings = levels.TRACK_CEILING, 0
     while True:
-        loudness = meter.StreamMeter(speech)
         with path.open("w+b") as file:
             file.write(tag)
             limited = streams.ahead(limit_stream(render(timeline, source), ceiling))  # rendered on a thread of its own
-            blocks = _reporting("rendering", loudness.watch(limited), timeline.length, reporter)
-            encoded = encode_track(blocks, file, frames)
+            encoded = encode_track(_reporting("rendering", limited, timeline.length, reporter), file, frames, speech)
         true_peak = encoded.true_peak
         log.info("encoded %d stretches of sound, kept %d", encoded.islands_encoded, encoded.islands_kept)
         encodings += 1
@@ -280,7 +271,7 @@ def _encode(
         ceiling -= excess + levels.RETRY_MARGIN
     if excess > 0:
         log.warning("MP3 coding lifted a peak to %.2f dBTP after %d encodings", true_peak, encodings)
-    return TrackLevel(loudness.inside(), loudness.whole(), true_peak), encoded
+    return encoded
 
 
 def _sources(clips: VoicedClips) -> Callable[[Event], np.ndarray]:

@@ -5,7 +5,9 @@ spoken line, a chime, a cue). Each island is encoded on its own by LAME, fed a l
 before it so that it sits at its own place in the frame grid, and the frames that carry it are
 kept in the cache, named by a digest of its samples and that place. The frames of silence
 between islands are all the same, and cost nothing to make. So a build encodes only the islands
-it has not encoded before: after a one-line edit, the changed chapter's.
+it has not encoded before: after a one-line edit, the changed chapter's. Each island is metered
+as it is encoded (meter.StretchLoudness), and its loudness kept with its frames, so the track's
+loudness is gathered from its islands' without metering again what did not change.
 
 Splicing frames from separate encodings is sound because of how a Layer III frame is read:
 
@@ -32,6 +34,7 @@ encoded as it streams, and not kept.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import functools
 import hashlib
@@ -41,7 +44,7 @@ import math
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,11 +66,12 @@ MIN_GAP = 8 * export.SAMPLES_PER_FRAME  # samples of digital silence that end an
 MAX_KEPT_ISLAND = audio.samples(180.0)  # a longer island is encoded as it streams, and not kept
 WARM_UP_FRAMES = 2  # decoded before a stretch and dropped: the decoder's overlap reaches one frame back
 AUDIT_FRAMES = 400  # about 10 s: a longer island is decoded in stretches, so memory stays flat
-FORMAT_VERSION = 1  # part of every island's key: bump it when encoding, or what is kept, changes
+FORMAT_VERSION = 2  # part of every island's key: bump it when encoding, or what is kept, changes
 # The padding of CBR frames at 44.1 kHz (LAME's rule): a frame takes one byte more whenever the
 # running remainder of 144 * bitrate / 44100 bytes a frame passes a whole byte.
 _PADDING_STEP = (144 * export.BITRATE_KBPS * 1000) % audio.SAMPLE_RATE
-_ENTRY = struct.Struct("<4siIdI")  # magic, first frame, island length, true peak, frame count
+_ENTRY = struct.Struct("<4siIdIII")  # magic, first frame, island length, true peak, frame count, loudness steps
+_MAGIC = b"VGF2"
 _FRAME_ENTRY = struct.Struct("<17sH")  # side info, main data length
 
 
@@ -81,17 +85,21 @@ class Frame:
 
 @dataclass(frozen=True)
 class Island:
-    """An island's frames, from its first frame holding data to its last, and the true peak they decode to."""
+    """An island's frames, from its first frame holding data to its last, the true peak they
+    decode to, and its loudness (metered before encoding, as the limiter gave it)."""
 
     first: int  # the first frame's index in the track, less the index of the frame the island starts in
     frames: tuple[Frame, ...]
     true_peak: float  # dBTP, as a player decodes the frames
+    loudness: meter.StretchLoudness
 
 
 @dataclass(frozen=True)
 class EncodedTrack:
     samples: int
     true_peak: float  # dBTP, of the whole track as a player decodes it
+    loudness: float  # LUFS, of the whole track as it went into the encoder
+    speech_loudness: float  # LUFS, of the samples inside the speech spans alone, joined end to end
     islands_encoded: int
     islands_kept: int  # found in the cache, so not encoded again
 
@@ -235,9 +243,11 @@ def _encoder_version() -> str:
     return f"lameenc {importlib.metadata.version('lameenc')} {export.BITRATE_KBPS} kbit/s"
 
 
-def _island_key(samples: np.ndarray, start: int) -> str:
-    """A digest of everything that shapes an island's frames: its samples, the silence fed before it, the encoder."""
+def _island_key(samples: np.ndarray, start: int, spans: Sequence[tuple[int, int]]) -> str:
+    """A digest of everything that shapes an island's frames and loudness: its samples, the silence
+    fed before it, the encoder, and where its speech is."""
     digest = hashlib.sha256(f"{FORMAT_VERSION} {_encoder_version()} {_lead_in(start)} {len(samples)}\n".encode())
+    digest.update(f"{list(spans)}\n".encode())
     digest.update(np.ascontiguousarray(samples, dtype="<i2").tobytes())
     return digest.hexdigest()[:32]
 
@@ -258,8 +268,8 @@ class FrameCache:
             return None
         if len(entry) < _ENTRY.size + 4 or zlib.crc32(entry[:-4]) != int.from_bytes(entry[-4:], "little"):
             return None
-        magic, first, kept_length, peak, count = _ENTRY.unpack_from(entry)
-        if magic != b"VGF1" or kept_length != length:
+        magic, first, kept_length, peak, count, whole_steps, speech_steps = _ENTRY.unpack_from(entry)
+        if magic != _MAGIC or kept_length != length:
             return None
         frames, position = [], _ENTRY.size
         for _ in range(count):
@@ -267,7 +277,9 @@ class FrameCache:
             position += _FRAME_ENTRY.size
             frames.append(Frame(side_info, entry[position : position + size]))
             position += size
-        return Island(first, tuple(frames), peak)
+        steps = np.frombuffer(entry, dtype="<f8", count=whole_steps + speech_steps, offset=position)
+        loudness = meter.StretchLoudness(steps[:whole_steps].copy(), steps[whole_steps:].copy())
+        return Island(first, tuple(frames), peak, loudness)
 
     def clear(self) -> int:
         """Remove every kept island; returns the bytes freed. Builds encode them again as they need them."""
@@ -281,9 +293,11 @@ class FrameCache:
         return freed
 
     def store(self, key: str, length: int, island: Island) -> None:
-        parts = [_ENTRY.pack(b"VGF1", island.first, length, island.true_peak, len(island.frames))]
+        steps = island.loudness.whole, island.loudness.speech
+        parts = [_ENTRY.pack(_MAGIC, island.first, length, island.true_peak, len(island.frames), *map(len, steps))]
         for frame in island.frames:
             parts += [_FRAME_ENTRY.pack(frame.side_info, len(frame.main_data)), frame.main_data]
+        parts += [np.asarray(each, dtype="<f8").tobytes() for each in steps]
         body = b"".join(parts)
         with atomic_path(self.path(key), keep_existing=True) as temporary:
             temporary.write_bytes(body + zlib.crc32(body).to_bytes(4, "little"))
@@ -298,14 +312,14 @@ def _lead_in(start: int) -> int:
     return min(start, LEAD_FRAMES * export.SAMPLES_PER_FRAME + start % export.SAMPLES_PER_FRAME)
 
 
-def _island(frames: list[Frame], lead_in: int) -> Island:
+def _island(frames: list[Frame], lead_in: int, loudness: meter.StretchLoudness) -> Island:
     """An island from all the frames LAME made for it after `lead_in` samples of silence: those from
     the first holding data to the last (LAME's frames of silence hold none), and their true peak."""
     holding = [index for index, frame in enumerate(frames) if frame.main_data]
     if not holding:  # too faint to leave anything in the MP3
-        return Island(0, (), -math.inf)
+        return Island(0, (), -math.inf, loudness)
     kept = frames[holding[0] : holding[-1] + 1]
-    return Island(holding[0] - lead_in // export.SAMPLES_PER_FRAME, tuple(kept), _true_peak(kept))
+    return Island(holding[0] - lead_in // export.SAMPLES_PER_FRAME, tuple(kept), _true_peak(kept), loudness)
 
 
 def _true_peak(frames: list[Frame]) -> float:
@@ -331,32 +345,49 @@ def _true_peak(frames: list[Frame]) -> float:
     return peak
 
 
-def _encode(samples: np.ndarray, start: int) -> Island:
-    """Encode one island (whole, in memory) that starts at sample `start` of the track."""
+def _encode(samples: np.ndarray, start: int, spans: Sequence[tuple[int, int]]) -> Island:
+    """Meter and encode one island (whole, in memory) that starts at sample `start` of the track;
+    `spans` are where its speech is, from its start."""
     encoder = export.new_encoder()
     data = encoder.encode(bytes(_lead_in(start) * 2)) + encoder.encode(export.encoder_input(samples))
     data += encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + encoder.flush()
-    return _island(list(_Unpacker().feed(data)), _lead_in(start))
+    return _island(list(_Unpacker().feed(data)), _lead_in(start), meter.stretch_loudness(samples, spans))
 
 
 class _Track:
     """Islands and silence, packed in order into one stream.
 
-    Islands not kept yet are encoded on a thread per core (lameenc lets go of the GIL while it
-    encodes), a few ahead of the one being packed, so memory stays bounded.
+    Islands not kept yet are metered and encoded on a thread per core (numpy's FFTs and lameenc
+    let go of the GIL), a few ahead of the one being packed, so memory stays bounded.
     """
 
-    def __init__(self, file: BinaryIO, cache: FrameCache, encoders: ThreadPoolExecutor, threads: int):
+    def __init__(
+        self, file: BinaryIO, cache: FrameCache, speech: Sequence[tuple[int, int]], encoders: ThreadPoolExecutor,
+        threads: int,
+    ):  # fmt: skip
         self.packer = _Packer(file)
         self.cache = cache
+        self.speech = speech
+        self._speech_ends = [end for _, end in speech]
         self.encoders = encoders
         self.most_ahead = 2 * threads
         self.ahead: collections.deque[tuple[int, str, int, Island | Future[Island]]] = collections.deque()
         self.true_peak = -math.inf
+        self.loudness = meter.TrackLoudness()
         self.encoded = self.kept = 0
+
+    def spans(self, start: int, end: float = math.inf) -> list[tuple[int, int]]:
+        """The speech between samples `start` and `end` of the track, from `start`."""
+        found = []
+        for first, last in self.speech[bisect.bisect_right(self._speech_ends, start) :]:
+            if first >= end:
+                break
+            found.append((max(first, start) - start, int(min(last, end)) - start))
+        return found
 
     def place(self, start: int, island: Island) -> None:
         """Pack `island` (after every island before it: see drain) with silence up to it."""
+        self.loudness.add(start, island.loudness)
         if not island.frames:
             return
         index = start // export.SAMPLES_PER_FRAME + island.first
@@ -368,11 +399,12 @@ class _Track:
         self.true_peak = max(self.true_peak, island.true_peak)
 
     def island(self, samples: np.ndarray, start: int) -> None:
-        """An island held whole in memory: from the cache, or encoded (on a thread) and kept."""
-        key = _island_key(samples, start)
+        """An island held whole in memory: from the cache, or metered and encoded (on a thread) and kept."""
+        spans = self.spans(start, start + len(samples))
+        key = _island_key(samples, start, spans)
         kept = self.cache.read(key, len(samples))
         if kept is None:
-            self.ahead.append((start, key, len(samples), self.encoders.submit(_encode, samples, start)))
+            self.ahead.append((start, key, len(samples), self.encoders.submit(_encode, samples, start, spans)))
             self.encoded += 1
         else:
             self.ahead.append((start, key, len(samples), kept))
@@ -390,48 +422,60 @@ class _Track:
 
 
 class _Open:
-    """The island being gathered, block by block; past MAX_KEPT_ISLAND it is encoded as it streams, and not kept."""
+    """The island being gathered, block by block; past MAX_KEPT_ISLAND it is metered and encoded as
+    it streams, and not kept."""
 
-    def __init__(self, start: int, samples: np.ndarray):
+    def __init__(self, start: int, samples: np.ndarray, track: _Track):
         self.start = start
+        self.track = track
         self.parts = [samples]
         self.length = len(samples)
         self.encoder: lameenc.Encoder | None = None
+        self.meter: meter.StretchMeter | None = None
         self.unpacker = _Unpacker()
         self.frames: list[Frame] = []  # of a streamed island (a few kB a second)
 
     def append(self, block: np.ndarray) -> None:
         self.length += len(block)
-        if self.encoder is not None:
+        if self.encoder is not None and self.meter is not None:
+            self.meter.feed(block)
             self.frames += self.unpacker.feed(self.encoder.encode(export.encoder_input(block)))
             return
         self.parts.append(block)
         if self.length > MAX_KEPT_ISLAND:
+            samples = np.concatenate(self.parts)
+            self.meter = meter.StretchMeter(self.track.spans(self.start))
+            self.meter.feed(samples)
             self.encoder = export.new_encoder()
             lead_in = bytes(_lead_in(self.start) * 2)
-            self.frames += self.unpacker.feed(self.encoder.encode(lead_in) + self.encoder.encode(
-                export.encoder_input(np.concatenate(self.parts))))  # fmt: skip
+            self.frames += self.unpacker.feed(
+                self.encoder.encode(lead_in) + self.encoder.encode(export.encoder_input(samples))
+            )
             self.parts = []
 
-    def close(self, end: int, track: _Track) -> None:
+    def close(self, end: int) -> None:
         """The island ends at sample `end` (its sound's end): place it in the track."""
-        if self.encoder is None:
-            track.island(np.concatenate(self.parts)[: end - self.start], self.start)
+        if self.encoder is None or self.meter is None:
+            self.track.island(np.concatenate(self.parts)[: end - self.start], self.start)
             return
         tail = self.encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + self.encoder.flush()
-        track.drain()
-        track.place(self.start, _island(self.frames + list(self.unpacker.feed(tail)), _lead_in(self.start)))
-        track.encoded += 1
+        self.track.drain()
+        frames = self.frames + list(self.unpacker.feed(tail))
+        self.track.place(self.start, _island(frames, _lead_in(self.start), self.meter.loudness()))
+        self.track.encoded += 1
 
 
-def encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, cache: FrameCache) -> EncodedTrack:
-    """Stream int16 blocks to the end of `file` as a gapless CBR MP3, reusing the islands kept in `cache`.
+def encode_track(
+    blocks: Iterable[np.ndarray], file: BinaryIO, cache: FrameCache, speech: Sequence[tuple[int, int]] = ()
+) -> EncodedTrack:
+    """Stream int16 blocks to the end of `file` as a gapless CBR MP3, reusing the islands kept in `cache`,
+    and meter them: the whole, and the samples inside the `speech` spans ([start, end), in order).
 
     The MP3 decodes at the level of the blocks; samples within 0.45 dB of full scale clip.
     """
     threads = os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=threads) as encoders:
-        return _encode_track(blocks, file, _Track(file, cache, encoders, threads))
+        return _encode_track(blocks, file, _Track(file, cache, speech, encoders, threads))
 
 
 def _encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, track: _Track) -> EncodedTrack:
@@ -443,7 +487,7 @@ def _encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, track: _Track) -
         loud = np.flatnonzero(block) if block.any() else np.zeros(0, dtype=np.intp)
         if not len(loud):
             if island is not None and position + len(block) - sound_end >= MIN_GAP:
-                island.close(sound_end, track)
+                island.close(sound_end)
                 island = None
             elif island is not None:
                 island.append(block)
@@ -453,16 +497,16 @@ def _encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, track: _Track) -
         for index, (first, last) in enumerate(zip(firsts, lasts, strict=True)):
             upto = firsts[index + 1] if index + 1 < len(firsts) else len(block)
             if island is not None and position + first - sound_end >= MIN_GAP:
-                island.close(sound_end, track)
+                island.close(sound_end)
                 island = None
             if island is None:
-                island = _Open(position + int(first), block[first:upto])
+                island = _Open(position + int(first), block[first:upto], track)
             else:
                 island.append(block[:upto])
             sound_end = position + int(last) + 1
         position += len(block)
     if island is not None:
-        island.close(sound_end, track)
+        island.close(sound_end)
     track.drain()
     delay = export.ENCODER_DELAY + export.DECODER_DELAY  # the decoder's last output sample is the track's last
     frames = max(-(-(position + delay) // export.SAMPLES_PER_FRAME), track.packer.frames)
@@ -473,4 +517,5 @@ def _encode_track(blocks: Iterable[np.ndarray], file: BinaryIO, track: _Track) -
     file.seek(info_position)
     file.write(export.info_frame(track.packer.header, frames, audio_bytes, padding))
     file.seek(0, 2)
-    return EncodedTrack(position, track.true_peak, track.encoded, track.kept)
+    loudness = track.loudness
+    return EncodedTrack(position, track.true_peak, loudness.whole(), loudness.speech(), track.encoded, track.kept)

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from voiceguide import audio, streams
+from voiceguide import audio
 
 BLOCK_SECONDS = 0.4  # gating block
 STEP_SECONDS = 0.1  # 75% overlap
+STEPS_PER_BLOCK = round(BLOCK_SECONDS / STEP_SECONDS)
 ABSOLUTE_GATE = -70.0  # LUFS
 RELATIVE_GATE = -10.0  # LU below the loudness of the blocks that pass the absolute gate
 OVERSAMPLING = 4  # for the true-peak estimate
@@ -179,42 +181,45 @@ class LoudnessMeter:
         self._pending = weighted[whole:]
         self._samples += len(samples)
 
-    def skip(self, count: int) -> None:
-        """Take `count` samples of digital silence: once the filter has rung out, they only add steps of no energy."""
-        settle = min(count, len(self._history)) if self._history.any() else 0
-        if settle:
-            self.feed(np.zeros(settle))
-        steps, left = divmod(len(self._pending) + count - settle, self._step)
-        if steps:
-            energies = np.zeros(steps)
-            energies[0] = np.sum(self._pending**2) / self._step
-            self._keep(energies)
-            self._pending = np.zeros(left)
-        else:
-            self._pending = np.concatenate([self._pending, np.zeros(count - settle)])
-        self._samples += count - settle
-
     def _keep(self, energies: np.ndarray) -> None:
         """Keep step energies, joined now and then: one long array takes far less memory than many short ones."""
         self._energies.append(energies)
         if len(self._energies) >= 64:
             self._energies = [np.concatenate(self._energies)]
 
+    def steps(self, ring_out: bool = False) -> np.ndarray:
+        """The energy of every 100 ms step so far, the last one filled out with silence.
+
+        With `ring_out`, the filter's response after the last sample counts too: all that the
+        samples add to a longer stream of silence after them (see StretchLoudness).
+        """
+        if ring_out and self._history.any():
+            self.feed(np.zeros(len(self._history)))
+        tail = [np.array([np.sum(self._pending**2) / self._step])] if len(self._pending) else []
+        return np.concatenate(self._energies + tail) if self._energies or tail else np.zeros(0)
+
     def integrated(self) -> float:
         """Gated loudness in LUFS; -inf for silence. Audio shorter than one block counts as one block."""
         steps = np.concatenate(self._energies) if self._energies else np.zeros(0)
-        per_block = round(BLOCK_SECONDS / STEP_SECONDS)
-        if len(steps) >= per_block:
-            blocks = np.lib.stride_tricks.sliding_window_view(steps, per_block).mean(axis=1)
-        elif self._samples:
-            blocks = np.array([(steps.sum() * self._step + np.sum(self._pending**2)) / self._samples])
-        else:
+        if len(steps) >= STEPS_PER_BLOCK:
+            return _gated(_blocks(steps))
+        if not self._samples:
             return -math.inf
-        gated = blocks[_lufs(blocks) > ABSOLUTE_GATE]
-        if not gated.size:
-            return -math.inf
-        threshold = _lufs(gated.mean()) + RELATIVE_GATE
-        return float(_lufs(gated[_lufs(gated) > threshold].mean()))
+        return _gated(np.array([(steps.sum() * self._step + np.sum(self._pending**2)) / self._samples]))
+
+
+def _blocks(steps: np.ndarray) -> np.ndarray:
+    """The mean square of every gating block: STEPS_PER_BLOCK steps, one step apart."""
+    return np.lib.stride_tricks.sliding_window_view(steps, STEPS_PER_BLOCK).mean(axis=1)
+
+
+def _gated(blocks: np.ndarray) -> float:
+    """Integrated loudness in LUFS from gating blocks' mean squares, gated as BS.1770-4 says; -inf for silence."""
+    gated = blocks[_lufs(blocks) > ABSOLUTE_GATE]
+    if not gated.size:
+        return -math.inf
+    threshold = _lufs(gated.mean()) + RELATIVE_GATE
+    return float(_lufs(gated[_lufs(gated) > threshold].mean()))
 
 
 def _lufs(mean_squares):
@@ -245,74 +250,112 @@ def loudness_in_track(samples: np.ndarray) -> float:
     return integrated_loudness(np.concatenate([pause, samples, pause]))
 
 
-def _in_chunks(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-    """The blocks with sound in them joined into pieces of about one FFT of the K-weighting
-    (fewer, fuller FFTs: the same result, sooner); silent blocks as they are, for _feed to skip."""
-    pending: list[np.ndarray] = []
-    for block in blocks:
-        if block.any():
-            pending.append(block)
-            if sum(len(part) for part in pending) < FFT_SIZE - IMPULSE_LENGTH + 1:
-                continue
-        if pending:
-            yield np.concatenate(pending)
-            pending = []
-        if not block.any():
-            yield block
-    if pending:
-        yield np.concatenate(pending)
+@dataclass(frozen=True)
+class StretchLoudness:
+    """What a stretch of a track (an island of sound, see islands.py) adds to the track's loudness.
+
+    Each array holds the K-weighted energy of consecutive 100 ms steps, metered from silence on a
+    grid that starts with the stretch: `whole` over all of it and the filter's ring-out after it,
+    `speech` over the samples inside its speech spans, joined end to end. Kept with the stretch's
+    MP3 frames, so an unchanged stretch is never metered again.
+    """
+
+    whole: np.ndarray
+    speech: np.ndarray
 
 
-def _feed(meter: LoudnessMeter, samples: np.ndarray) -> None:
-    """Meter int16 samples; digital silence costs next to nothing."""
-    if samples.any():
-        meter.feed(samples / audio.FULL_SCALE)
-    else:
-        meter.skip(len(samples))
+class StretchMeter:
+    """Meters one stretch of int16 samples fed in pieces, and the samples inside `spans` of it apart.
 
-
-class StreamMeter:
-    """The loudness of int16 blocks streaming past: of all of them, and of the samples inside `spans` alone.
-
-    `spans` are [start, end) sample positions, in order and apart (the speech in a track); the
-    samples inside them are metered as one stream, joined end to end.
+    `spans` are [start, end) positions from the stretch's start, in order and apart (its speech).
+    Pieces are gathered into whole FFTs of the K-weighting before they are metered.
     """
 
     def __init__(self, spans: Sequence[tuple[int, int]]):
-        self._whole = LoudnessMeter()
-        self._inside = LoudnessMeter()
+        self._whole, self._speech = _Gathered(), _Gathered()
         self._spans = spans
+        self._span = 0
+        self._position = 0
 
-    def watch(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """The blocks, unchanged, metered on their way past: the whole and the spans each on a thread of
-        its own (numpy's FFTs let go of the GIL), so metering keeps pace with the encoder."""
-        yield from streams.beside(streams.beside(blocks, self._meter_whole), self._meter_inside)
+    def feed(self, samples: np.ndarray) -> None:
+        self._whole.feed(samples)
+        end = self._position + len(samples)
+        while self._span < len(self._spans) and self._spans[self._span][0] < end:
+            first, last = self._spans[self._span]
+            if last > self._position:
+                offset = self._position
+                self._speech.feed(samples[max(first, offset) - offset : min(last, end) - offset])
+            if last > end:
+                break
+            self._span += 1
+        self._position = end
 
-    def _meter_whole(self, blocks: Iterable[np.ndarray]) -> None:
-        for block in _in_chunks(blocks):
-            _feed(self._whole, block)
+    def loudness(self) -> StretchLoudness:
+        return StretchLoudness(self._whole.steps(ring_out=True), self._speech.steps())
 
-    def _meter_inside(self, blocks: Iterable[np.ndarray]) -> None:
-        for block in _in_chunks(self._inside_spans(blocks)):
-            _feed(self._inside, block)
 
-    def _inside_spans(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        position, span = 0, 0
-        for block in blocks:
-            end = position + len(block)
-            while span < len(self._spans) and self._spans[span][0] < end:
-                first, last = self._spans[span]
-                if last > position:
-                    yield block[max(first, position) - position : min(last, end) - position]
-                if last > end:
-                    break
-                span += 1
-            position = end
+class _Gathered:
+    """A LoudnessMeter fed int16 samples gathered into pieces of one whole FFT of the K-weighting."""
+
+    def __init__(self) -> None:
+        self._meter = LoudnessMeter()
+        self._pieces: list[np.ndarray] = []
+        self._gathered = 0
+
+    def feed(self, samples: np.ndarray) -> None:
+        self._pieces.append(samples)
+        self._gathered += len(samples)
+        if self._gathered >= FFT_SIZE - IMPULSE_LENGTH + 1:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pieces:
+            self._meter.feed(np.concatenate(self._pieces) / audio.FULL_SCALE)
+        self._pieces, self._gathered = [], 0
+
+    def steps(self, ring_out: bool = False) -> np.ndarray:
+        self._flush()
+        return self._meter.steps(ring_out)
+
+
+def stretch_loudness(samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> StretchLoudness:
+    """The loudness of a stretch held whole: see StretchMeter."""
+    meter = StretchMeter(spans)
+    meter.feed(samples)
+    return meter.loudness()
+
+
+class TrackLoudness:
+    """A track's loudness, gathered from its stretches of sound metered apart (the silence between adds nothing).
+
+    The whole track's steps are each stretch's at its place; the speech's are every stretch's
+    speech steps in order, as if all the speech were joined end to end. Metering each stretch
+    from silence on a grid of its own moves its gating blocks by under one 100 ms step, and its
+    speech's filter starts afresh: hundredths of a LU at most.
+    """
+
+    def __init__(self) -> None:
+        self._whole: list[tuple[int, np.ndarray]] = []  # (first step's index in the track, steps)
+        self._speech: list[np.ndarray] = []
+
+    def add(self, start: int, stretch: StretchLoudness) -> None:
+        """The stretch that starts at sample `start` of the track."""
+        self._whole.append((round(start / (STEP_SECONDS * audio.SAMPLE_RATE)), stretch.whole))
+        self._speech.append(stretch.speech)
 
     def whole(self) -> float:
-        """The integrated loudness of every block given out, in LUFS."""
-        return self._whole.integrated()
+        """The integrated loudness of the whole track, in LUFS."""
+        steps = np.zeros(max((first + len(steps) for first, steps in self._whole), default=0))
+        for first, stretch in self._whole:
+            steps[first : first + len(stretch)] += stretch
+        return _steps_loudness(steps)
 
-    def inside(self) -> float:
-        """The integrated loudness of the samples inside the spans, in LUFS."""
-        return self._inside.integrated()
+    def speech(self) -> float:
+        """The integrated loudness of the speech alone, joined end to end, in LUFS."""
+        return _steps_loudness(np.concatenate(self._speech) if self._speech else np.zeros(0))
+
+
+def _steps_loudness(steps: np.ndarray) -> float:
+    if len(steps) >= STEPS_PER_BLOCK:
+        return _gated(_blocks(steps))
+    return _gated(np.array([steps.mean()])) if len(steps) else -math.inf  # shorter than a block: one block
