@@ -27,6 +27,7 @@ FFT_SIZE = 1 << 16  # K-weighting runs on chunks of FFT_SIZE - IMPULSE_LENGTH + 
 INTERPOLATION_TAPS = 12  # per phase of the true-peak interpolator (48 in all, as in BS.1770-4)
 PEAK_PIECE = 1024  # samples: the true-peak search rules out whole pieces this long at once
 JOINED_SECONDS = 10.0  # a clip is measured repeated to at least this long (see joined_loudness)
+ESTIMATE_BLOCK = 21  # samples: JoinedClip.estimate takes one gain for each this many (a limiter's barely moves within)
 TRUE_PEAK_ACCURACY = 0.05  # dB this 4x estimate may read under one with a longer interpolator (scipy's, say)
 
 
@@ -174,8 +175,7 @@ class LoudnessMeter:
     def _filter(self, samples: np.ndarray) -> None:
         extended = np.concatenate([self._history, samples])
         self._history = extended[len(samples) :]
-        filtered = np.fft.irfft(np.fft.rfft(extended, FFT_SIZE) * self._spectrum, FFT_SIZE)
-        weighted = np.concatenate([self._pending, filtered[IMPULSE_LENGTH - 1 : len(extended)]])
+        weighted = np.concatenate([self._pending, _k_weighted(extended, self._spectrum)])
         whole = len(weighted) // self._step * self._step
         self._keep(np.mean(weighted[:whole].reshape(-1, self._step) ** 2, axis=1))
         self._pending = weighted[whole:]
@@ -206,6 +206,11 @@ class LoudnessMeter:
         if not self._samples:
             return -math.inf
         return _gated(np.array([(steps.sum() * self._step + np.sum(self._pending**2)) / self._samples]))
+
+
+def _k_weighted(extended: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """`extended` (at most FFT_SIZE samples) K-weighted, less the first IMPULSE_LENGTH - 1, which only lead in."""
+    return np.fft.irfft(np.fft.rfft(extended, FFT_SIZE) * spectrum, FFT_SIZE)[IMPULSE_LENGTH - 1 : len(extended)]
 
 
 def _blocks(steps: np.ndarray) -> np.ndarray:
@@ -240,8 +245,68 @@ def joined_loudness(samples: np.ndarray) -> float:
     counts alike, as among other lines, and its own pauses are gated as they are in the whole.
     Alone, a short line's gating blocks would count its middle more than its ends.
     """
-    repeats = max(1, math.ceil(JOINED_SECONDS * audio.SAMPLE_RATE / max(len(samples), 1)))
-    return integrated_loudness(np.tile(samples, repeats))
+    return JoinedClip(samples).loudness()
+
+
+class JoinedClip:
+    """A clip K-weighted once as joined_loudness measures it: its loudness, and estimates of its
+    loudness with a slowly moving gain applied (a limiter's), given for each ESTIMATE_BLOCK samples.
+
+    The repeats cost little more than the clip: once the K-weighting filter has heard
+    IMPULSE_LENGTH samples of them, its output repeats as they do, so the first IMPULSE_LENGTH - 1
+    + len(samples) samples of it hold the energy of every 100 ms step. A gain that barely moves
+    within the filter's response passes through it as if applied after it: an estimate weighs
+    those samples' energy by the gain's square (a few hundredths of a LU off, for the limiter's).
+    """
+
+    def __init__(self, samples: np.ndarray):
+        self._count = len(samples)
+        self._repeats = math.ceil(JOINED_SECONDS * audio.SAMPLE_RATE / max(self._count, 1))
+        self._heard = IMPULSE_LENGTH - 1 + self._count  # samples of the repeats that hold every step's energy
+        self._energy = _k_weighted_repeats(samples, self._heard) ** 2 if self._count else np.zeros(0)
+
+    def loudness(self) -> float:
+        return self._loudness(self._energy, 1) if self._count else -math.inf
+
+    def estimate(self, gains: np.ndarray) -> float:
+        """The loudness with gains[i] applied to the clip's samples from i * ESTIMATE_BLOCK to the next block."""
+        if not self._count:
+            return -math.inf
+        return self._loudness(self._block_energy * gains[self._block_gain] ** 2, ESTIMATE_BLOCK)
+
+    @functools.cached_property
+    def _block_energy(self) -> np.ndarray:
+        return np.add.reduceat(self._energy, np.arange(0, self._heard, ESTIMATE_BLOCK))
+
+    @functools.cached_property
+    def _block_gain(self) -> np.ndarray:
+        """Which of the clip's blocks each block of the repeats takes its gain from: the one its first sample is in."""
+        return np.arange(0, self._heard, ESTIMATE_BLOCK) % self._count // ESTIMATE_BLOCK
+
+    def _loudness(self, energy: np.ndarray, block: int) -> float:
+        """The gated loudness of the repeats, from the energy in each `block` samples of the first self._heard."""
+        lead, step = IMPULSE_LENGTH - 1, round(STEP_SECONDS * audio.SAMPLE_RATE)
+        sums = np.concatenate([[0.0], np.cumsum(energy)])
+
+        def before(position: np.ndarray) -> np.ndarray:
+            """The energy before each of these samples of the first self._heard, spread evenly over each block."""
+            whole, part = np.divmod(position, block)
+            return sums[whole] + part / block * energy[np.minimum(whole, len(energy) - 1)]
+
+        ends = np.arange(self._repeats * self._count // step + 1) * step
+        periods, into = np.divmod(np.maximum(ends - lead, 0), self._count)
+        per_period = np.diff(before(np.array([lead, self._heard])))
+        at_ends = before(np.minimum(ends, lead) + into) + periods * per_period
+        return _gated(_blocks(np.maximum(np.diff(at_ends), 0.0) / step))  # rounding may leave a silent step under 0
+
+
+def _k_weighted_repeats(samples: np.ndarray, count: int) -> np.ndarray:
+    """The first `count` samples of `samples` repeated end to end, K-weighted from silence."""
+    lead = IMPULSE_LENGTH - 1
+    extended = np.concatenate([np.zeros(lead)] + [samples] * -(-count // len(samples)))[: lead + count]
+    spectrum = _k_weighting_spectrum(audio.SAMPLE_RATE)
+    starts = range(0, count, FFT_SIZE - lead)
+    return np.concatenate([_k_weighted(extended[start : start + FFT_SIZE], spectrum) for start in starts])
 
 
 def loudness_in_track(samples: np.ndarray) -> float:
