@@ -28,7 +28,7 @@ from voiceguide.voices.pool import ClipRejected, Job, VoiceRequest, WarmWorkers,
 FADE_IN = audio.samples(0.005)
 FADE_OUT = audio.samples(0.02)
 SPEECH_THRESHOLD = 500  # a clip with no sample louder than this holds no speech
-PROCESSING_VERSION = 4  # part of every clip key: bump it when prepare_clip changes what it makes
+PROCESSING_VERSION = 5  # part of every clip key: bump it when prepare_clip changes what it makes
 
 
 @dataclass(frozen=True)
