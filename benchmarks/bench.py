@@ -5,7 +5,8 @@
 
 It writes a synthetic routine (mostly holds, like a real massage), then measures, each build in
 a fresh process as a user would run it: a cold build (empty clip cache), a warm build (every
-clip cached), an edit build (one step's text changed), `plan` for a 200-step routine, peak
+clip cached), an edit build (one step's text changed), `plan` for a 200-step routine, the time
+the build process spends preparing each clip the voice makes (trim, level, fade), peak
 memory of warm builds of 10, 60 and 180 minutes, and the encoder-only baseline: lameenc alone
 encoding the same samples at the same settings. On the flagship routine it measures a cold build
 of text that repeats nowhere (the 60-step routine repeats four phrases, which a cache of voiced
@@ -45,6 +46,8 @@ FLAGSHIP_EDITS = [  # then saved in turn while watch runs, each new words to voi
     ("A very thin layer is all that you need.", "Only a very thin layer is needed."),
 ]
 WATCH_SECONDS = 300  # the most one save may take to build in watch
+PREPARED_LINES = 6  # of the benchmark routine, voiced once to time preparing their clips
+SHORT_LINES = ["Step 3.", "Halfway."]  # with them: lines as short as they come
 
 PHRASES = [
     "Glide your palms slowly up the back, then fan them out across the shoulders.",
@@ -144,9 +147,13 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true", help="skip the 10/60/180-minute memory builds")
     parser.add_argument("--encoder-only", type=Path, help=argparse.SUPPRESS)  # MP3: print encoder_baseline()
     parser.add_argument("--plan-library", type=Path, help=argparse.SUPPRESS)  # ROUTINE: print its time
+    parser.add_argument("--prepare-clips", type=Path, help=argparse.SUPPRESS)  # ROUTINE: print prepare_pace()
     options = parser.parse_args()
     if options.encoder_only or options.plan_library:
         print(encoder_baseline(options.encoder_only) if options.encoder_only else plan_in_process(options.plan_library))
+        return
+    if options.prepare_clips:
+        print(prepare_pace(options.prepare_clips, options.engine))
         return
 
     work = Path(tempfile.mkdtemp(prefix="voiceguide-bench-"))
@@ -188,6 +195,7 @@ def measure(work: Path, options) -> dict:
     write_routine(plan_routine, 200, 200)
     plan, _ = run([sys.executable, "-m", "voiceguide", "plan", str(plan_routine)])
     in_process_plan = in_child("--plan-library", plan_routine)
+    prepare = in_child("--prepare-clips", routine, "--engine", options.engine)
 
     memory = {}
     if not options.skip_memory:
@@ -205,7 +213,8 @@ def measure(work: Path, options) -> dict:
                     "edit": round(edit, 2), "flagship_encoder_only": round(flagship_baseline, 2),
                     "flagship_cold": round(flagship_cold, 2),
                     "flagship_edit": round(flagship_edit, 2), "flagship_watch": round(watch, 2),
-                    "plan_200_steps_cli": round(plan, 2), "plan_200_steps_library": round(in_process_plan, 3)},
+                    "plan_200_steps_cli": round(plan, 2), "plan_200_steps_library": round(in_process_plan, 3),
+                    "prepare_clip_per_speech_second": round(prepare, 4)},
         "ratio_to_encoder": {"cold": round(cold / baseline, 2), "warm": round(warm / baseline, 2),
                              "edit": round(edit / baseline, 2),
                              "flagship_cold": round(flagship_cold / flagship_baseline, 2),
@@ -224,6 +233,34 @@ def plan_in_process(routine: Path) -> float:
     return time.perf_counter() - started
 
 
+def prepare_pace(routine: Path, engine: str) -> float:
+    """Seconds prepare_clip takes per second of speech it gives, in one process: on the routine's first
+    lines and SHORT_LINES, each voiced once by the engine, prepared in three rounds (the quickest counts)."""
+    from voiceguide import audio
+    from voiceguide import routine as routines
+    from voiceguide.timeline import spoken_lines
+    from voiceguide.voices import engine_class
+    from voiceguide.voices.choice import VoiceOverride, voice_request
+    from voiceguide.voices.clips import prepare_clip
+
+    loaded = routines.load(routine)
+    request = voice_request(loaded.voice_settings, VoiceOverride(engine=engine))
+    voice = engine_class(request.engine)(request.voice.id, request.language)
+    lines = [*list(spoken_lines(loaded))[:PREPARED_LINES], *SHORT_LINES]
+    with tempfile.TemporaryDirectory() as folder:
+        outputs = [Path(folder) / f"{index}.wav" for index in range(len(lines))]
+        for text, output in zip(lines, outputs, strict=True):
+            voice.synthesize(request.spoken(text), request.speed, output)
+        speech = sum(len(prepare_clip(output)) for output in outputs) / audio.SAMPLE_RATE
+        rounds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for output in outputs:
+                prepare_clip(output)
+            rounds.append(time.perf_counter() - started)
+    return min(rounds) / speech
+
+
 def report(results: dict) -> None:
     seconds, ratios, rss = results["seconds"], results["ratio_to_encoder"], results["peak_rss_mb"]
     routine = results["routine"]
@@ -240,6 +277,7 @@ def report(results: dict) -> None:
     print(f"{'one-line edit, watch':<28}{seconds['flagship_watch']:>10.2f}{ratios['flagship_watch']:>12.2f}")
     print(f"{'plan, 200 steps (command)':<28}{seconds['plan_200_steps_cli']:>10.2f}")
     print(f"{'plan, 200 steps (library)':<28}{seconds['plan_200_steps_library']:>10.3f}")
+    print(f"{'prepare a clip, per s':<28}{seconds['prepare_clip_per_speech_second']:>10.4f}  (s per s of speech)")
     for name, value in rss.items():
         print(f"{'peak RSS ' + name:<28}{value:>10} MB")
 
