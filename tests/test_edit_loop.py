@@ -322,7 +322,7 @@ def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeyp
     cache = project / "cache"
     shown = run_cli("cache", "--cache-dir", "cache")
     size = sum(path.stat().st_size for path in cache.rglob("*") if path.is_file())  # clips and all
-    assert shown.stdout == f"cache: 5 clips, {size / 1e6:.1f} MB\n"
+    assert shown.stdout == f"cache: 5 clips, 0 voiced sentences, {size / 1e6:.1f} MB\n"  # eSpeak keeps none
     routine = project / "routines" / "two-steps.yaml"
     routine.write_text(routine.read_text().replace("Let them rest there.", "Let them rest there, still."))
     assert "4 clips reused, 1 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK).stdout
@@ -337,8 +337,8 @@ def test_cache_shows_its_size_and_prune_keeps_what_routines_use(project, monkeyp
     assert len([path for path in kept if path.suffix == ".wav"]) == 5 and not list(cache.rglob("*.frames"))
     removed = sum(size for path, size in clips.items() if path not in kept)
     assert pruned.stdout == (
-        f"removed 1 clip ({removed / 1e6:.1f} MB) that no routine uses, and the encoded stretches of sound "
-        f"({frames / 1e6:.1f} MB), which builds make again; "
+        f"removed 1 clip ({removed / 1e6:.1f} MB) that no routine uses, the encoded stretches of sound "
+        f"({frames / 1e6:.1f} MB) and the voiced sentences (0.0 MB), which builds make again; "
         f"kept 5 ({sum(path.stat().st_size for path in kept) / 1e6:.1f} MB) for 1 routine\n"
     )
     assert "0 new" in run_cli("build", "-o", "out", "--cache-dir", "cache", *ESPEAK, "--force").stdout
@@ -416,8 +416,8 @@ def test_watch_keeps_its_voice_workers_for_the_whole_session(project, monkeypatc
     started: list[pool._Worker] = []
 
     class CountedWorker(pool._Worker):
-        def __init__(self, request):
-            super().__init__(request)
+        def __init__(self, request, cache_folder):
+            super().__init__(request, cache_folder)
             started.append(self)
 
     monkeypatch.setattr(pool, "_Worker", CountedWorker)

@@ -83,6 +83,7 @@ def build_routines(
 class PruneResult:
     removed: Usage  # clips no routine uses
     frames_freed: int  # bytes of encoded stretches of sound (all: builds make them again)
+    sentences_freed: int  # bytes of voiced sentences (all: builds voice them again)
     kept: Usage
     routines: int
 
@@ -94,8 +95,9 @@ def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build"), cache_d
 
     A routine uses the clips of its lines in the voice it resolves to, as a plain build would,
     and in every voice its outputs in OUTPUT_DIR were last built with (say, with --engine).
-    The encoded stretches of sound (islands.py) are all removed: a build encodes what it needs
-    again. Nothing is removed unless every routine loads and finds its voice.
+    The encoded stretches of sound (islands.py) and the voiced sentences (piper_engine.py) are
+    all removed: a build makes what it needs again. Nothing is removed unless every routine
+    loads and finds its voice.
     """
     found = find_routines(paths)
     cache = ClipCache(cache_dir)
@@ -119,4 +121,4 @@ def prune_cache(paths: Sequence[Path], output_dir: Path = Path("build"), cache_d
         raise RoutineError(problems)
     removed = cache.prune(keep)
     frames_freed = FrameCache(cache.folder).clear()
-    return PruneResult(removed, frames_freed, cache.usage(), len(found))
+    return PruneResult(removed, frames_freed, cache.clear_sentences(), cache.usage(), len(found))

@@ -748,7 +748,7 @@ def _megabytes(size: int) -> str:
 @click.pass_context
 @_user_errors
 def cache_command(context: click.Context, cache_dir: Path | None) -> None:
-    """Show where the clip cache is, how many clips it holds, and its size; 'prune' tidies it.
+    """Show where the clip cache is, how many clips and sentences it holds, and its size; 'prune' tidies it.
 
     There is one clip cache for all your routines and output folders, in your user cache
     folder (or --cache-dir, or $VOICEGUIDE_CACHE_DIR).
@@ -762,7 +762,8 @@ def cache_command(context: click.Context, cache_dir: Path | None) -> None:
     if context.invoked_subcommand is None:
         cache = ClipCache(cache_dir)
         usage = cache.usage()
-        _echo(f"{cache.folder}: {words.count(usage.clips, 'clip')}, {_megabytes(usage.bytes)}")
+        sentences = words.count(usage.sentences, "voiced sentence")
+        _echo(f"{cache.folder}: {words.count(usage.clips, 'clip')}, {sentences}, {_megabytes(usage.bytes)}")
 
 
 @cache_command.command(name="prune")
@@ -772,13 +773,14 @@ def cache_command(context: click.Context, cache_dir: Path | None) -> None:
 @click.pass_context
 @_user_errors
 def prune_command(context: click.Context, paths: tuple[Path, ...], output_dir: Path, cache_dir: Path | None) -> None:
-    """Remove the clips that no routine uses any more, and the encoded stretches of sound.
+    """Remove the clips that no routine uses any more, the encoded stretches of sound and the voiced sentences.
 
     The routines are each ROUTINE, and every *.yaml in each FOLDER (routines/ when none is
     given). A routine keeps the clips of its lines in the voice it gets by default, and in the voice
     its outputs in OUTPUT_DIR were last built with (say, with --engine). The cache is shared by
-    all your routines: name every folder of routines whose clips you want to keep. Nothing is
-    removed if a routine has errors.
+    all your routines: name every folder of routines whose clips you want to keep. The encoded
+    stretches of sound and the voiced sentences all go: builds make again those they need.
+    Nothing is removed if a routine has errors.
 
     \b
     Examples:
@@ -788,7 +790,7 @@ def prune_command(context: click.Context, paths: tuple[Path, ...], output_dir: P
     result = prune_cache(paths, output_dir, cache_dir or context.obj["cache_dir"])
     _echo(
         f"removed {words.count(result.removed.clips, 'clip')} ({_megabytes(result.removed.bytes)}) "
-        f"that no routine uses, and the encoded stretches of sound ({_megabytes(result.frames_freed)}), which "
-        f"builds make again; kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for "
-        f"{words.count(result.routines, 'routine')}"
+        f"that no routine uses, the encoded stretches of sound ({_megabytes(result.frames_freed)}) and the "
+        f"voiced sentences ({_megabytes(result.sentences_freed)}), which builds make again; "
+        f"kept {result.kept.clips} ({_megabytes(result.kept.bytes)}) for {words.count(result.routines, 'routine')}"
     )

@@ -22,6 +22,7 @@ from voiceguide import routine as routines
 from voiceguide.batch import build_one, find_routines
 from voiceguide.build import SILENT, BuildOptions, Reporter
 from voiceguide.errors import VoiceguideError
+from voiceguide.voices.cache import ClipCache
 from voiceguide.voices.choice import voice_request
 from voiceguide.voices.pool import WarmWorkers, default_workers
 
@@ -71,7 +72,7 @@ def _warm_up(warm: WarmWorkers, routine: Path, options: BuildOptions) -> None:
         request = voice_request(routines.load(routine).voice_settings, options.voice)
     except VoiceguideError:  # reported by its build
         return
-    warm.warm(request, options.workers or default_workers())
+    warm.warm(request, ClipCache(options.cache_dir).folder, options.workers or default_workers())
 
 
 def _files(routine: Path) -> list[Path]:

@@ -108,7 +108,7 @@ def voice_lines(
     if jobs:
         try:  # longest first, so the workers run out of work at about the same time
             longest_first = sorted(jobs.values(), key=lambda job: len(job.text), reverse=True)
-            synthesize(longest_first, request, workers, accept, warm)
+            synthesize(longest_first, request, cache.folder, workers, accept, warm)
         finally:
             _record_pace(request, cache, heard)
     lengths = {text: len(cache.read(key)) for text, key in keys.items()}  # raises if one went missing since

@@ -40,8 +40,12 @@ class Engine(ABC):
         """Every voice this engine can load here. May load the engine, so it runs in a worker."""
 
     @abstractmethod
-    def __init__(self, voice: str | None, language: str):
-        """Load `voice` (an id or name), or the default voice for `language` when None."""
+    def __init__(self, voice: str | None, language: str, cache_folder: Path | None = None):
+        """Load `voice` (an id or name), or the default voice for `language` when None.
+
+        `cache_folder` is the user's clip cache folder (see cache.py), where an engine may keep
+        what it can reuse from one line to the next; None to keep nothing.
+        """
 
     @abstractmethod
     def synthesize(self, text: str, speed: float, path: Path) -> None:

@@ -22,7 +22,7 @@ from voiceguide.voices.engine import VoiceInfo
 from voiceguide.voices.worker import environment as worker_environment
 
 STARTUP_SECONDS = 60.0
-# How a worker process is started; its arguments (engine, voice id, language) are appended.
+# How a worker process is started; its arguments (see worker_arguments) are appended.
 WORKER_COMMAND = [sys.executable, "-m", "voiceguide.voices.worker"]
 
 
@@ -69,6 +69,12 @@ class _WorkerFault(Exception):
     """The worker hung, died or reported an error; the clip may be retried on a fresh worker."""
 
 
+def worker_arguments(request: VoiceRequest, cache_folder: Path) -> tuple[str, ...]:
+    """What a worker is started with: the engine, voice and language, and the clip cache's folder
+    (where the engine may keep what it reuses from line to line, as Piper keeps sentences)."""
+    return request.engine, request.voice.id, request.language, str(cache_folder)
+
+
 def clip_timeout(text: str) -> float:
     """Generous for any engine here (eSpeak ~100x, Piper ~12x real time), short enough to catch a hang."""
     return 20.0 + 0.05 * len(text)
@@ -77,8 +83,8 @@ def clip_timeout(text: str) -> float:
 class _Worker:
     """One worker process and a thread reading its replies, so every wait can time out."""
 
-    def __init__(self, request: VoiceRequest):
-        command = [*WORKER_COMMAND, request.engine, request.voice.id, request.language]
+    def __init__(self, request: VoiceRequest, cache_folder: Path):
+        command = [*WORKER_COMMAND, *worker_arguments(request, cache_folder)]
         self.command = " ".join(command)
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close(), after the process)
         self._scratch = Path(tempfile.mkdtemp(prefix="voiceguide-worker-"))  # its temporary folder
@@ -171,18 +177,15 @@ class WarmWorkers:
     """
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, str, str], list[_Worker]] = {}
-        self._starting: dict[tuple[str, str, str], int] = {}  # workers warm() is starting, by voice
+        # by what they were started with (see worker_arguments): their voice and clip cache
+        self._idle: dict[tuple[str, ...], list[_Worker]] = {}
+        self._starting: dict[tuple[str, ...], int] = {}  # workers warm() is starting
         self._changed = threading.Condition()
         self._closed = False
 
-    @staticmethod
-    def _voice(request: VoiceRequest) -> tuple[str, str, str]:
-        return request.engine, request.voice.id, request.language  # what a worker is started with
-
-    def take(self, request: VoiceRequest) -> _Worker | None:
-        """An idle worker with this voice loaded (waiting for one warm() is starting), or None."""
-        voice = self._voice(request)
+    def take(self, request: VoiceRequest, cache_folder: Path) -> _Worker | None:
+        """An idle worker with this voice loaded and clip cache (waiting for one warm() is starting), or None."""
+        voice = worker_arguments(request, cache_folder)
         with self._changed:
             while True:
                 idle = self._idle.get(voice, [])
@@ -194,28 +197,28 @@ class WarmWorkers:
                 if not self._starting.get(voice) or not self._changed.wait(STARTUP_SECONDS):
                     return None
 
-    def keep(self, request: VoiceRequest, worker: _Worker, most: int) -> None:
+    def keep(self, request: VoiceRequest, cache_folder: Path, worker: _Worker, most: int) -> None:
         """Keep `worker` for the next call, or stop it if `most` of its voice are kept already."""
         with self._changed:
-            idle = self._idle.setdefault(self._voice(request), [])
+            idle = self._idle.setdefault(worker_arguments(request, cache_folder), [])
             if not self._closed and len(idle) < most:
                 idle.append(worker)
                 self._changed.notify_all()
                 return
         worker.close()
 
-    def warm(self, request: VoiceRequest, count: int) -> None:
-        """Start workers for `request` in the background until `count` are idle.
+    def warm(self, request: VoiceRequest, cache_folder: Path, count: int) -> None:
+        """Start workers for `request` and the clip cache in `cache_folder` in the background until `count` are idle.
 
         A worker that cannot start is left for the build that needs the voice to report.
         """
 
-        voice = self._voice(request)
+        voice = worker_arguments(request, cache_folder)
 
         def start() -> None:
             try:
                 with contextlib.suppress(Exception):
-                    self.keep(request, _Worker(request), count)
+                    self.keep(request, cache_folder, _Worker(request, cache_folder), count)
             finally:
                 with self._changed:
                     self._starting[voice] -= 1
@@ -245,11 +248,14 @@ class WarmWorkers:
 def synthesize(
     jobs: list[Job],
     request: VoiceRequest,
+    cache_folder: Path,
     workers: int,
     accept: Callable[[Job, Path], None],
     warm: WarmWorkers | None = None,
 ) -> None:
     """Voice every job, passing each engine output to `accept` (which may raise ClipRejected).
+
+    The workers are given the clip cache's folder (see worker_arguments).
 
     A clip that fails (hang, crash, engine error, rejected output) is tried once more on a fresh
     worker; a second failure stops the pool and raises SynthesisError naming the clip. `accept`
@@ -262,7 +268,7 @@ def synthesize(
     stop = threading.Event()
 
     def run_worker() -> None:
-        worker = warm.take(request) if warm else None
+        worker = warm.take(request, cache_folder) if warm else None
         healthy = True
         with tempfile.TemporaryDirectory(prefix="voiceguide-") as scratch:
             try:
@@ -271,14 +277,14 @@ def synthesize(
                         job = pending.get_nowait()
                     except queue.Empty:
                         return
-                    worker = _voice_with_retry(job, request, worker, Path(scratch), accept)
+                    worker = _voice_with_retry(job, request, cache_folder, worker, Path(scratch), accept)
             except Exception as error:  # re-raised in the calling thread below, not lost with this one
                 failures.append(error)
                 stop.set()
                 healthy = False
             finally:
                 if worker is not None and warm and healthy:
-                    warm.keep(request, worker, workers)
+                    warm.keep(request, cache_folder, worker, workers)
                 elif worker is not None:
                     worker.close()
 
@@ -296,13 +302,15 @@ def synthesize(
         raise failures[0]
 
 
-def _voice_with_retry(job: Job, request: VoiceRequest, worker: _Worker | None, scratch: Path, accept) -> _Worker:
+def _voice_with_retry(
+    job: Job, request: VoiceRequest, cache_folder: Path, worker: _Worker | None, scratch: Path, accept
+) -> _Worker:
     """Voice one job, restarting the worker once on a fault; returns the worker to reuse."""
     reason = ""
     for attempt in range(2):
         path = scratch / f"clip-{attempt}.wav"
         try:
-            worker = worker or _Worker(request)
+            worker = worker or _Worker(request, cache_folder)
             worker.voice(job.text, request.speed, path)
             accept(job, path)
             return worker

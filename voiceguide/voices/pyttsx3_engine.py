@@ -41,7 +41,8 @@ class Pyttsx3Engine(Engine):
             versions.append(f"espeakng-loader-{metadata.version('espeakng-loader')}")
         return "+".join(versions)
 
-    def __init__(self, voice: str | None, language: str):
+    def __init__(self, voice: str | None, language: str, cache_folder: Path | None = None):
+        """Load the voice; eSpeak voices whole lines, so nothing is kept in `cache_folder`."""
         _load_bundled_espeak()
         import pyttsx3
 

@@ -1,7 +1,8 @@
 """The worker process: loads one voice of one engine, then voices one clip per request.
 
-Protocol, one JSON object per line: the worker first answers {"ready": voice_id} (or
-{"error": ...}), then answers each request {"text", "speed", "path"} with {"ok": true} or
+It is started with the engine's name, the voice's id, the language and, optionally, the clip
+cache's folder. Protocol, one JSON object per line: the worker first answers {"ready": voice_id}
+(or {"error": ...}), then answers each request {"text", "speed", "path"} with {"ok": true} or
 {"error": ...}. The engine may print to stdout, so replies go to a private copy of the
 original stdout and everything else printed goes to stderr.
 
@@ -39,10 +40,11 @@ def environment(scratch: Path) -> dict[str, str]:
     return {**os.environ, **temporary, "ORT_DISABLE_TELEMETRY": "1"}
 
 
-def main(engine_name: str, voice: str, language: str) -> None:
+def main(engine_name: str, voice: str, language: str, cache_folder: str | None = None) -> None:
+    """Serve requests with `voice` loaded; the engine may keep what it reuses in `cache_folder` (see Engine)."""
     reply = _protocol()
     try:
-        engine = engine_class(engine_name)(voice, language)
+        engine = engine_class(engine_name)(voice, language, None if cache_folder is None else Path(cache_folder))
     except Exception as error:  # any failure to load is reported to the parent, not raised here
         reply(error=str(error))
         return
@@ -83,4 +85,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--list":
         list_voices(sys.argv[2:])
     else:
-        main(*sys.argv[1:4])
+        main(*sys.argv[1:5])
