@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import wave
 from pathlib import Path
@@ -47,6 +48,28 @@ def build(routine: Path, out: Path, cache: Path, *options: str):
     return result
 
 
+NOTES_VARIABLE = "VOICEGUIDE_TEST_VOICED"  # where noting_worker.py notes each sentence it voices
+NOTING_WORKER = [sys.executable, str(FIXTURES / "noting_worker.py")]
+
+
+def noted(notes: Path) -> list[str]:
+    return notes.read_text(encoding="utf-8").splitlines()
+
+
+@pytest.fixture(scope="module")
+def first_build(tmp_path_factory):
+    """The routine built once with a clip cache of its own, in a folder of routine, out/ and cache/;
+    and the sentences the Piper model voiced for it, by their phonemes."""
+    folder = tmp_path_factory.mktemp("sentences")
+    notes = folder / "voiced.txt"
+    notes.touch()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(NOTES_VARIABLE, str(notes))
+        patch.setattr(pool, "WORKER_COMMAND", NOTING_WORKER)
+        build(write_routine(folder, UPPER_BACK), folder / "out", folder / "cache")
+    return folder, noted(notes)
+
+
 @pytest.fixture
 def voiced(tmp_path, monkeypatch):
     """The sentences the Piper model voices from here on, by their phonemes, noted by the workers.
@@ -54,13 +77,13 @@ def voiced(tmp_path, monkeypatch):
     Each call returns those noted since the last call."""
     notes = tmp_path / "voiced.txt"
     notes.touch()
-    monkeypatch.setenv("VOICEGUIDE_TEST_VOICED", str(notes))
-    monkeypatch.setattr(pool, "WORKER_COMMAND", [sys.executable, str(FIXTURES / "noting_worker.py")])
+    monkeypatch.setenv(NOTES_VARIABLE, str(notes))
+    monkeypatch.setattr(pool, "WORKER_COMMAND", NOTING_WORKER)
     read = 0
 
     def since() -> list[str]:
         nonlocal read
-        lines = notes.read_text(encoding="utf-8").splitlines()
+        lines = noted(notes)
         lines, read = lines[read:], len(lines)
         return lines
 
@@ -68,26 +91,26 @@ def voiced(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def built(tmp_path, voiced):
-    """The routine built once with a clip cache of its own: (routine, output folder, cache folder)."""
-    routine, out, cache = write_routine(tmp_path, UPPER_BACK), tmp_path / "out", tmp_path / "cache"
-    build(routine, out, cache)
-    return routine, out, cache
+def built(first_build, tmp_path, voiced):
+    """A copy of the first build to change: (routine, output folder, cache folder)."""
+    project = tmp_path / "project"
+    shutil.copytree(first_build[0], project)
+    return project / "sentences.yaml", project / "out", project / "cache"
 
 
-def test_each_sentence_is_voiced_once_and_a_shared_one_once_for_both_lines(built, voiced):
-    _, _, cache = built
-    sentences = voiced()
+def test_each_sentence_is_voiced_once_and_a_shared_one_once_for_both_lines(first_build):
+    folder, sentences = first_build
     assert len(sentences) == DISTINCT_SENTENCES == len(set(sentences))  # six sentences said, one of them twice
+    cache = folder / "cache"
     assert len(entries(cache, CLIPS)) == 2
     assert len(entries(cache, SENTENCES)) == DISTINCT_SENTENCES
     shown = run_cli("cache", "--cache-dir", cache)
     assert shown.stdout.startswith(f"{cache}: 2 clips, {DISTINCT_SENTENCES} voiced sentences, ")
 
 
-def test_editing_one_sentence_voices_that_sentence_alone(built, voiced):
+def test_editing_one_sentence_voices_that_sentence_alone(first_build, built, voiced):
     routine, out, cache = built
-    kept, before = entries(cache, SENTENCES), voiced()
+    kept, before = entries(cache, SENTENCES), first_build[1]
     edited = [*UPPER_BACK[:2], "Breathe out slowly with your partner.", UPPER_BACK[3]]
     write_routine(routine.parent, edited)
     result = build(routine, out, cache)
@@ -104,7 +127,6 @@ def test_editing_one_sentence_voices_that_sentence_alone(built, voiced):
 def test_a_line_made_from_kept_sentences_is_the_line_voiced_fresh(built, voiced):
     """Sentence audio is kept exactly, so a line made again from it is the same clip, and the same track."""
     routine, out, cache = built
-    voiced()
     mp3 = out / "sentences.mp3"
     first_clips, first_mp3, first_length = entries(cache, CLIPS), mp3.read_bytes(), len(decode(mp3))
     sentences = entries(cache, SENTENCES)
@@ -127,7 +149,6 @@ def test_prune_removes_the_voiced_sentences_and_builds_voice_them_again(built, v
     assert f"the voiced sentences ({freed / 1e6:.1f} MB), which builds make again" in pruned.stdout
     assert entries(cache, SENTENCES) == {} and len(entries(cache, CLIPS)) == 2
     write_routine(routine.parent, [*UPPER_BACK[:3], "Let your hands sink in."])
-    voiced()
     build(routine, out, cache)
     assert len(voiced()) == len(entries(cache, SENTENCES)) == 4  # the edited line's sentences, voiced again
     assert_speech_where_planned(out / "sentences.mp3")
