@@ -137,6 +137,13 @@ def test_a_stream_under_the_ceiling_passes_the_limiter_unchanged():
     np.testing.assert_array_equal(streamed, track)
 
 
+def metered_whole(stretch: np.ndarray, spans: list[tuple[int, int]]) -> meter.StretchLoudness:
+    """A stretch's loudness, fed to its meter in one piece."""
+    stretch_meter = meter.StretchMeter(spans)
+    stretch_meter.feed(stretch)
+    return stretch_meter.loudness()
+
+
 def test_a_track_gathered_from_stretches_metered_apart_reads_as_one_meter_over_all_of_it():
     rng = np.random.default_rng(11)
     silence = np.zeros(5 * SAMPLE_RATE + 123)
@@ -148,7 +155,7 @@ def test_a_track_gathered_from_stretches_metered_apart_reads_as_one_meter_over_a
     speech = [(0, 3 * SAMPLE_RATE), (second_start + 3 * SAMPLE_RATE, second_start + 5 * SAMPLE_RATE)]
     gathered = meter.TrackLoudness()
     for start, stretch, spans in [(0, stretches[0], [speech[0]]), (second_start, stretches[1], [speech[1]])]:
-        gathered.add(start, meter.stretch_loudness(stretch, [(first - start, last - start) for first, last in spans]))
+        gathered.add(start, metered_whole(stretch, [(first - start, last - start) for first, last in spans]))
     # Eight seconds of sound make few gating blocks, so moving them by part of a step shows more
     # than in a whole track (bundled routines: within 0.03 LU).
     assert gathered.whole() == pytest.approx(lufs(track / 32768), abs=0.15)
@@ -163,7 +170,7 @@ def test_a_stretch_metered_in_pieces_reads_as_metered_whole():
     pieces = meter.StretchMeter(spans)
     for start in range(0, len(stretch), 7_000):
         pieces.feed(stretch[start : start + 7_000])
-    whole = meter.stretch_loudness(stretch, spans)
+    whole = metered_whole(stretch, spans)
     np.testing.assert_allclose(pieces.loudness().whole, whole.whole, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(pieces.loudness().speech, whole.speech, rtol=1e-9, atol=1e-15)
     assert len(whole.speech) == -(-(49_000 + 60_000) // 4410)  # the speech alone, its last step filled out

@@ -50,7 +50,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import lameenc
 import miniaudio
 import numpy as np
 
@@ -345,13 +344,31 @@ def _true_peak(frames: list[Frame]) -> float:
     return peak
 
 
+class _Encoding:
+    """One island that starts at sample `start` of the track, metered and encoded as its samples
+    come; `spans` are where its speech is, from its start."""
+
+    def __init__(self, start: int, spans: Sequence[tuple[int, int]]):
+        self.start = start
+        self.meter = meter.StretchMeter(spans)
+        self.encoder = export.new_encoder()
+        self.unpacker = _Unpacker()
+        self.frames = list(self.unpacker.feed(self.encoder.encode(bytes(_lead_in(start) * 2))))  # a few kB a second
+
+    def feed(self, samples: np.ndarray) -> None:
+        self.meter.feed(samples)
+        self.frames += self.unpacker.feed(self.encoder.encode(export.encoder_input(samples)))
+
+    def finish(self) -> Island:
+        tail = self.encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + self.encoder.flush()
+        return _island(self.frames + list(self.unpacker.feed(tail)), _lead_in(self.start), self.meter.loudness())
+
+
 def _encode(samples: np.ndarray, start: int, spans: Sequence[tuple[int, int]]) -> Island:
-    """Meter and encode one island (whole, in memory) that starts at sample `start` of the track;
-    `spans` are where its speech is, from its start."""
-    encoder = export.new_encoder()
-    data = encoder.encode(bytes(_lead_in(start) * 2)) + encoder.encode(export.encoder_input(samples))
-    data += encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + encoder.flush()
-    return _island(list(_Unpacker().feed(data)), _lead_in(start), meter.stretch_loudness(samples, spans))
+    """Meter and encode one island held whole in memory (see _Encoding)."""
+    encoding = _Encoding(start, spans)
+    encoding.feed(samples)
+    return encoding.finish()
 
 
 class _Track:
@@ -430,38 +447,26 @@ class _Open:
         self.track = track
         self.parts = [samples]
         self.length = len(samples)
-        self.encoder: lameenc.Encoder | None = None
-        self.meter: meter.StretchMeter | None = None
-        self.unpacker = _Unpacker()
-        self.frames: list[Frame] = []  # of a streamed island (a few kB a second)
+        self.streamed: _Encoding | None = None
 
     def append(self, block: np.ndarray) -> None:
         self.length += len(block)
-        if self.encoder is not None and self.meter is not None:
-            self.meter.feed(block)
-            self.frames += self.unpacker.feed(self.encoder.encode(export.encoder_input(block)))
+        if self.streamed is not None:
+            self.streamed.feed(block)
             return
         self.parts.append(block)
         if self.length > MAX_KEPT_ISLAND:
-            samples = np.concatenate(self.parts)
-            self.meter = meter.StretchMeter(self.track.spans(self.start))
-            self.meter.feed(samples)
-            self.encoder = export.new_encoder()
-            lead_in = bytes(_lead_in(self.start) * 2)
-            self.frames += self.unpacker.feed(
-                self.encoder.encode(lead_in) + self.encoder.encode(export.encoder_input(samples))
-            )
+            self.streamed = _Encoding(self.start, self.track.spans(self.start))
+            self.streamed.feed(np.concatenate(self.parts))
             self.parts = []
 
     def close(self, end: int) -> None:
         """The island ends at sample `end` (its sound's end): place it in the track."""
-        if self.encoder is None or self.meter is None:
+        if self.streamed is None:
             self.track.island(np.concatenate(self.parts)[: end - self.start], self.start)
             return
-        tail = self.encoder.encode(bytes(LEAD_FRAMES * export.SAMPLES_PER_FRAME * 2)) + self.encoder.flush()
         self.track.drain()
-        frames = self.frames + list(self.unpacker.feed(tail))
-        self.track.place(self.start, _island(frames, _lead_in(self.start), self.meter.loudness()))
+        self.track.place(self.start, self.streamed.finish())
         self.track.encoded += 1
 
 

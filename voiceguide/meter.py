@@ -383,13 +383,6 @@ class _Gathered:
         return self._meter.steps(ring_out)
 
 
-def stretch_loudness(samples: np.ndarray, spans: Sequence[tuple[int, int]]) -> StretchLoudness:
-    """The loudness of a stretch held whole: see StretchMeter."""
-    meter = StretchMeter(spans)
-    meter.feed(samples)
-    return meter.loudness()
-
-
 class TrackLoudness:
     """A track's loudness, gathered from its stretches of sound metered apart (the silence between adds nothing).
 
