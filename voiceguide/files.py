@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from voiceguide.errors import OutputError
@@ -108,3 +108,23 @@ def atomic_path(target: Path, keep_existing: bool = False) -> Iterator[Path]:
         raise OutputError(f"cannot write {target}: {error.strerror}") from None
     finally:
         temporary_path.unlink(missing_ok=True)
+
+
+def remove_files(entries: list[Path]) -> int:
+    """Remove `entries`; returns the bytes freed."""
+    freed = sum(file_sizes(entries))
+    for entry in entries:
+        entry.unlink(missing_ok=True)
+    return freed
+
+
+def file_sizes(paths: Iterable[Path]) -> list[int]:
+    """The sizes of the regular files among `paths`; one removed meanwhile (by another build) counts nothing."""
+    sizes = []
+    for path in paths:
+        try:
+            if path.is_file():
+                sizes.append(path.stat().st_size)
+        except OSError:
+            pass
+    return sizes

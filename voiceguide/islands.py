@@ -54,7 +54,7 @@ import miniaudio
 import numpy as np
 
 from voiceguide import audio, export, meter
-from voiceguide.files import atomic_path
+from voiceguide.files import atomic_path, remove_files
 
 FRAMES = "frames"  # the cache's subfolder of kept islands
 HEADER_BYTES = 4
@@ -282,14 +282,7 @@ class FrameCache:
 
     def clear(self) -> int:
         """Remove every kept island; returns the bytes freed. Builds encode them again as they need them."""
-        freed = 0
-        for entry in self.folder.glob("??/*.frames"):
-            try:
-                freed += entry.stat().st_size
-                entry.unlink()
-            except OSError:  # removed meanwhile by another prune
-                pass
-        return freed
+        return remove_files(list(self.folder.glob("??/*.frames")))
 
     def store(self, key: str, length: int, island: Island) -> None:
         steps = island.loudness.whole, island.loudness.speech

@@ -27,7 +27,7 @@ import platformdirs
 
 from voiceguide import audio
 from voiceguide.errors import VoiceguideError
-from voiceguide.files import atomic_path
+from voiceguide.files import atomic_path, file_sizes, remove_files
 
 CACHE_DIR_VARIABLE = "VOICEGUIDE_CACHE_DIR"
 CLIPS = "clips"  # the clips' subfolder; beside it, other caches of the build may keep their own
@@ -106,6 +106,7 @@ class ClipCache:
         """The cache in `folder`; None for the user's (see user_cache_folder)."""
         self.folder = folder if folder is not None else user_cache_folder()
         self._clips = Entries(self.folder / CLIPS)
+        self._sentences = Entries(self.folder / SENTENCES)  # only listed here: the Piper engine reads and writes them
 
     def path(self, key: str) -> Path:
         return self._clips.path(key)
@@ -131,34 +132,13 @@ class ClipCache:
 
     def usage(self) -> Usage:
         """How many clips and sentences the cache holds, and the size on disk of everything in it."""
-        sentences = Entries(self.folder / SENTENCES).all()
-        return Usage(len(self._clips.all()), sum(_sizes(self.folder.rglob("*"))), len(sentences))
+        return Usage(len(self._clips.all()), sum(file_sizes(self.folder.rglob("*"))), len(self._sentences.all()))
 
     def prune(self, keep: set[str]) -> Usage:
         """Remove every clip whose key is not in `keep`; returns what was removed."""
         removed = [entry for entry in self._clips.all() if entry.stem not in keep]
-        return Usage(len(removed), _remove(removed))
+        return Usage(len(removed), remove_files(removed))
 
     def clear_sentences(self) -> int:
         """Remove every voiced sentence; returns the bytes freed. Builds voice them again as they need them."""
-        return _remove(Entries(self.folder / SENTENCES).all())
-
-
-def _remove(entries: list[Path]) -> int:
-    """Remove `entries`; returns the bytes freed."""
-    freed = sum(_sizes(entries))
-    for entry in entries:
-        entry.unlink(missing_ok=True)
-    return freed
-
-
-def _sizes(paths) -> list[int]:
-    """The sizes of the regular files among `paths`; one removed meanwhile (by another build) counts nothing."""
-    sizes = []
-    for path in paths:
-        try:
-            if path.is_file():
-                sizes.append(path.stat().st_size)
-        except OSError:
-            pass
-    return sizes
+        return remove_files(self._sentences.all())
