@@ -19,6 +19,7 @@ from voiceguide import audio
 BLOCK_SECONDS = 0.4  # gating block
 STEP_SECONDS = 0.1  # 75% overlap
 STEPS_PER_BLOCK = round(BLOCK_SECONDS / STEP_SECONDS)
+STEP = round(STEP_SECONDS * audio.SAMPLE_RATE)  # samples, at the internal rate
 ABSOLUTE_GATE = -70.0  # LUFS
 RELATIVE_GATE = -10.0  # LU below the loudness of the blocks that pass the absolute gate
 OVERSAMPLING = 4  # for the true-peak estimate
@@ -285,7 +286,7 @@ class JoinedClip:
 
     def _loudness(self, energy: np.ndarray, block: int) -> float:
         """The gated loudness of the repeats, from the energy in each `block` samples of the first self._heard."""
-        lead, step = IMPULSE_LENGTH - 1, round(STEP_SECONDS * audio.SAMPLE_RATE)
+        lead, step = IMPULSE_LENGTH - 1, STEP
         sums = np.concatenate([[0.0], np.cumsum(energy)])
 
         def before(position: np.ndarray) -> np.ndarray:
@@ -398,7 +399,7 @@ class TrackLoudness:
 
     def add(self, start: int, stretch: StretchLoudness) -> None:
         """The stretch that starts at sample `start` of the track."""
-        self._whole.append((round(start / (STEP_SECONDS * audio.SAMPLE_RATE)), stretch.whole))
+        self._whole.append((round(start / STEP), stretch.whole))
         self._speech.append(stretch.speech)
 
     def whole(self) -> float:
