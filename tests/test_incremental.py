@@ -210,7 +210,7 @@ def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp
     assert full.encoded.islands_kept == 0
     mp3 = tmp_path / "full" / "two-steps.mp3"
     assert mp3.read_bytes() == spliced
-    assert (edited.voice_loudness, edited.loudness) == (full.voice_loudness, full.loudness)  # kept islands' too
+    assert (edited.encoded.speech_loudness, edited.encoded.loudness) == (full.encoded.speech_loudness, full.encoded.loudness)
     samples = decoded(spliced)
     assert len(samples) == full.timeline.length  # to the sample
     assert read_plan(mp3)["length"] == pytest.approx(len(samples) / SAMPLE_RATE, abs=0.001)
@@ -218,4 +218,4 @@ def test_a_one_line_edit_encodes_its_chapter_and_the_rebuild_is_a_full_build(tmp
         (chapter.title, round(chapter.start * 1000 / SAMPLE_RATE), round(chapter.end * 1000 / SAMPLE_RATE))
         for chapter in edited.timeline.chapters
     ]
-    assert edited.true_peak == pytest.approx(true_peak(samples / 32768), abs=0.1)
+    assert edited.encoded.true_peak == pytest.approx(true_peak(samples / 32768), abs=0.1)

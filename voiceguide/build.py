@@ -56,11 +56,8 @@ class BuildResult:
     clips_made: int
     elapsed: float
     files: list[Path]  # written beside the MP3: sidecars, and the M4B when asked for
-    voice_loudness: float  # LUFS, integrated over the speech alone, as it went into the encoder
-    loudness: float  # LUFS, integrated over the whole track (MP3 coding changes both by hundredths)
-    true_peak: float  # dBTP, of the MP3 as a player decodes it
     changes: tuple[str, ...]  # what differs from the previous build, in words (see provenance.changes)
-    encoded: EncodedTrack  # how many of its islands of sound were encoded, and how many kept from earlier builds
+    encoded: EncodedTrack  # its loudness and true peak, and how many of its islands were encoded or kept
 
 
 def sound_length(path: Path) -> int:
@@ -233,10 +230,7 @@ def build(
         return UpToDate(target, made=tuple(made[1:]))
     changes = provenance.changes(previous, inputs, document)
     elapsed = time.perf_counter() - started
-    return BuildResult(
-        target, timeline, clips.reused, clips.made, elapsed, files, encoded.speech_loudness, encoded.loudness,
-        encoded.true_peak, changes, encoded,
-    )
+    return BuildResult(target, timeline, clips.reused, clips.made, elapsed, files, changes, encoded)
 
 
 def _encode(

@@ -353,8 +353,8 @@ class _TerminalReporter(Reporter):
         _echo(
             f"built {result.output} ({_duration(result.timeline.length)}, "
             f"{words.count(len(result.timeline.chapters), 'chapter')}, "
-            f"voice {result.voice_loudness:.1f} LUFS, track {result.loudness:.1f} LUFS, "
-            f"peak {result.true_peak:.1f} dBTP): "
+            f"voice {result.encoded.speech_loudness:.1f} LUFS, track {result.encoded.loudness:.1f} LUFS, "
+            f"peak {result.encoded.true_peak:.1f} dBTP): "
             f"{words.count(result.clips_reused, 'clip')} reused, {result.clips_made} new, in {result.elapsed:.1f}s"
         )
         if result.changes:
